@@ -1,0 +1,70 @@
+//! The `sharedefend` binary: a thin command-line front over the library crates.
+//!
+//! Only this crate knows flags, `anyhow` and exit codes. Exit codes: 0 success,
+//! 1 a finding (reserved for commands that judge), 2 an error (unreadable input,
+//! bad flags, failed operation).
+
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod allowlist;
+mod check;
+mod explain;
+mod export;
+mod hubcli;
+mod import;
+mod input;
+mod review;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Share harmful domains and URLs; defend with DNS.
+///
+/// sharedefend collects indicators of compromise from feeds and partners, decides
+/// what is safe to block, and publishes it to DNS filters as Response Policy Zones.
+#[derive(Debug, Parser)]
+#[command(name = "sharedefend", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Check(check::Args),
+    Import(import::Args),
+    Allowlist(allowlist::Args),
+    Explain(explain::Args),
+    Export(export::Args),
+    Review(review::ReviewArgs),
+    Delist(review::DelistArgs),
+    Sweep(import::SweepArgs),
+    Hub(serve::HubArgs),
+}
+
+/// Exit code for errors (bad input, unreadable file).
+pub const EXIT_ERROR: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Check(args) => check::run(&args),
+        Command::Import(args) => import::run(&args),
+        Command::Allowlist(args) => allowlist::run(&args),
+        Command::Explain(args) => explain::run(&args),
+        Command::Export(args) => export::run(&args),
+        Command::Review(args) => review::review(&args),
+        Command::Delist(args) => review::delist(&args),
+        Command::Sweep(args) => import::sweep(&args),
+        Command::Hub(args) => serve::run(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("sharedefend: {e:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}

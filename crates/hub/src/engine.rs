@@ -1,0 +1,247 @@
+//! The hub's engine: evidence in, decisions and journal entries out, in one
+//! transaction.
+//!
+//! Every path that can change what is published — an import, the decay sweep, an
+//! allowlist load, a review approval, a delisting — ends in [`recompute`]: re-decide
+//! the affected indicators from all their evidence, adjust the reference-counted rules
+//! of each feed, and append one journal entry per feed that changed. It runs inside
+//! the same store transaction as the data that caused it, so the journal can never
+//! disagree with the evidence, and a crash leaves either both or neither.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use analysis::{Context, Decision, decide};
+use indicator::{Indicator, Timestamp};
+use store::{DecisionRow, ObservationWithSource, RuleChanges, RuleDelta, Tx};
+
+use crate::evidence::{decision_row, evidence_by_indicator, evidence_of, indicator_of};
+
+/// What a recompute changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// Per feed: the rules that appeared and disappeared, and the new serial.
+    pub feeds: BTreeMap<String, (RuleChanges, u32)>,
+    /// Decision states after, counted (`publish`, `url-only`, …).
+    pub states: BTreeMap<String, u64>,
+    /// Indicators whose state changed to or from `publish`.
+    pub newly_published: u64,
+    pub withdrawn: u64,
+}
+
+impl Applied {
+    pub fn rules_added(&self) -> usize {
+        self.feeds.values().map(|(c, _)| c.added.len()).sum()
+    }
+    pub fn rules_removed(&self) -> usize {
+        self.feeds.values().map(|(c, _)| c.removed.len()).sum()
+    }
+}
+
+/// An indicator this transaction has just created (see
+/// [`store::Tx::indicator_ids_created`]) with its only observation, as stored.
+#[derive(Debug)]
+pub struct Fresh<'a> {
+    pub id: i64,
+    pub indicator: &'a Indicator,
+    pub observation: ObservationWithSource,
+}
+
+/// Re-decides `ids` from their stored evidence and publishes the difference.
+///
+/// `batch_id` is recorded on the journal entries.
+pub fn recompute(
+    tx: &mut dyn Tx,
+    ids: &[i64],
+    cx: &Context<'_>,
+    now: Timestamp,
+    batch_id: Option<i64>,
+) -> store::Result<Applied> {
+    recompute_with_fresh(tx, ids, &[], cx, now, batch_id)
+}
+
+/// [`recompute`] of `ids` and of `fresh` indicators, whose evidence the caller gives
+/// rather than the store looking it up: created by this transaction, they have no
+/// decision and no observation but the one given. `ids` must not repeat them.
+///
+/// The outcome is the same as [`recompute`] of all of them; an import of new names
+/// (the bulk of a large feed) just saves three lookups per name.
+pub fn recompute_with_fresh(
+    tx: &mut dyn Tx,
+    ids: &[i64],
+    fresh: &[Fresh<'_>],
+    cx: &Context<'_>,
+    now: Timestamp,
+    batch_id: Option<i64>,
+) -> store::Result<Applied> {
+    let mut run = Run {
+        applied: Applied::default(),
+        new_rows: Vec::with_capacity(ids.len() + fresh.len()),
+        changed: Vec::with_capacity(ids.len() + fresh.len()),
+        deltas: BTreeMap::new(),
+    };
+    if ids.is_empty() && fresh.is_empty() {
+        return Ok(run.applied);
+    }
+    if !ids.is_empty() {
+        let indicators = tx.indicators_by_id(ids)?;
+        let evidence = evidence_by_indicator(&tx.observations_of(ids)?);
+        let mut old: HashMap<i64, DecisionRow> = tx
+            .decisions_of(ids)?
+            .into_iter()
+            .map(|d| (d.indicator_id, d))
+            .collect();
+        let empty = analysis::Evidence::default();
+        for row in &indicators {
+            let Some(indicator) = indicator_of(&row.value, &row.kind) else {
+                continue;
+            };
+            let evidence = evidence.get(&row.id).unwrap_or(&empty);
+            run.decide(row.id, &indicator, evidence, old.remove(&row.id), cx, now);
+        }
+    }
+    for f in fresh {
+        let evidence = evidence_of([&f.observation]);
+        run.decide(f.id, f.indicator, &evidence, None, cx, now);
+    }
+    let Run {
+        mut applied,
+        new_rows,
+        changed,
+        mut deltas,
+    } = run;
+    tx.decisions_put(&new_rows)?;
+    // Written: the new rules can now move into the deltas rather than be copied.
+    for (row, changed) in new_rows.into_iter().zip(changed) {
+        if changed {
+            count_rules(&mut deltas, row, 1);
+        }
+    }
+    apply_deltas(tx, deltas, now, batch_id, &mut applied)?;
+    Ok(applied)
+}
+
+/// Feed → changes of rule reference counts, in any order, a rule possibly repeated.
+pub type Deltas = BTreeMap<String, Vec<RuleDelta>>;
+
+/// The state of a recompute while it decides indicator after indicator.
+struct Run {
+    applied: Applied,
+    new_rows: Vec<DecisionRow>,
+    /// For each of `new_rows`: whether its rules or state changed, so its rules
+    /// count anew.
+    changed: Vec<bool>,
+    deltas: Deltas,
+}
+
+impl Run {
+    /// Decides one indicator, given its previous decision, and records the outcome.
+    fn decide(
+        &mut self,
+        id: i64,
+        indicator: &Indicator,
+        evidence: &analysis::Evidence,
+        previous: Option<DecisionRow>,
+        cx: &Context<'_>,
+        now: Timestamp,
+    ) {
+        let was_published = previous
+            .as_ref()
+            .is_some_and(|d| d.state == store::STATE_PUBLISH);
+        let decision: Decision = decide(indicator, evidence, cx, was_published, now);
+        let new_row = decision_row(id, &decision, now);
+        match self.applied.states.get_mut(new_row.state.as_str()) {
+            Some(n) => *n += 1,
+            None => {
+                self.applied.states.insert(new_row.state.clone(), 1);
+            }
+        }
+        let unchanged = previous.as_ref().is_some_and(|p| {
+            p.state == new_row.state && p.rules == new_row.rules && p.feeds == new_row.feeds
+        });
+        if let Some(p) = previous {
+            if p.state == store::STATE_PUBLISH && new_row.state != store::STATE_PUBLISH {
+                self.applied.withdrawn += 1;
+            }
+            if !unchanged {
+                count_rules(&mut self.deltas, p, -1);
+            }
+        }
+        if new_row.state == store::STATE_PUBLISH && !was_published {
+            self.applied.newly_published += 1;
+        }
+        // Keep the score and reasons fresh even when the outcome did not change.
+        self.new_rows.push(new_row);
+        self.changed.push(!unchanged);
+    }
+}
+
+/// Adds `by` to the count of each `(feed, rule)` pair of `row`, moving its rules
+/// into the last feed's list: this runs for every indicator of an import.
+fn count_rules(deltas: &mut Deltas, row: DecisionRow, by: i64) {
+    let DecisionRow { rules, feeds, .. } = row;
+    if rules.is_empty() {
+        return;
+    }
+    let Some((last, others)) = feeds.split_last() else {
+        return;
+    };
+    for feed in others {
+        if let Some(list) = feed_list(deltas, feed) {
+            list.extend(rules.iter().map(|rule| RuleDelta {
+                rule: rule.clone(),
+                delta: by,
+            }));
+        }
+    }
+    if let Some(list) = feed_list(deltas, last) {
+        list.extend(rules.into_iter().map(|rule| RuleDelta { rule, delta: by }));
+    }
+}
+
+/// `feed`'s list in `deltas` (always there), allocating its name only the first time.
+fn feed_list<'d>(deltas: &'d mut Deltas, feed: &str) -> Option<&'d mut Vec<RuleDelta>> {
+    if !deltas.contains_key(feed) {
+        deltas.insert(feed.to_owned(), Vec::new());
+    }
+    deltas.get_mut(feed)
+}
+
+/// Adjusts feed rules by `deltas` and journals each feed that changed.
+pub fn apply_deltas(
+    tx: &mut dyn Tx,
+    deltas: Deltas,
+    now: Timestamp,
+    batch_id: Option<i64>,
+    applied: &mut Applied,
+) -> store::Result<()> {
+    for (feed, mut list) in deltas {
+        // Sorted, then each rule's changes summed: one delta per rule, none zero.
+        // (Equal rules are summed, so their order does not matter: unstable is fine.)
+        list.sort_unstable_by(|a, b| a.rule.cmp(&b.rule));
+        list.dedup_by(|next, kept| {
+            let same = next.rule == kept.rule;
+            if same {
+                kept.delta += next.delta;
+            }
+            same
+        });
+        list.retain(|d| d.delta != 0);
+        if list.is_empty() {
+            continue;
+        }
+        tx.feed_ensure(&feed)?;
+        let changes = tx.feed_rules_adjust(&feed, &list)?;
+        if changes.is_empty() {
+            continue;
+        }
+        let serial = tx.journal_append(&feed, &changes, now, batch_id)?;
+        applied.feeds.insert(feed, (changes, serial));
+    }
+    Ok(())
+}
+
+/// Indicator ids in `rows`, de-duplicated, in first-seen order.
+pub fn unique_ids(ids: impl IntoIterator<Item = i64>) -> Vec<i64> {
+    let mut seen = HashSet::new();
+    ids.into_iter().filter(|id| seen.insert(*id)).collect()
+}
