@@ -2,7 +2,9 @@
 //! feed zones with TSIG (and are refused without it, or with a wrong key), BIND's
 //! `named-checkzone` accepts what was transferred, and BIND 9 `named` runs as a
 //! TSIG-authenticated RPZ secondary that follows an import by NOTIFY and IXFR and
-//! blocks the name, then unblocks it after a delisting.
+//! blocks the name, then unblocks it after a delisting, and catches up at once on an
+//! import it missed while the hub was down (the hub NOTIFYs at start-up). The other
+//! resolvers are in `resolver_interop.rs`; the helpers both use in `support/`.
 //!
 //! Everything talks to 127.0.0.1 on free ports, every wait is bounded, and every
 //! process the test starts is killed when its guard drops. `scripts/test` installs
@@ -10,123 +12,26 @@
 
 #![allow(clippy::print_stderr)]
 
-#[path = "../../store/tests/support/mod.rs"]
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// The bench's test-only key (`../shared/bench/configs/xfr/README.md`). Not secret.
-const KEY_NAME: &str = "hub-key";
-const KEY_SECRET: &str = "c6fbQQ9fTG5/edBR03J/GkFP5Jn7Vp7yGVpK168IYCI=";
-/// A second partner with an hmac-sha512 key (test only: base64(sha512("sharedefend
-/// test-only sha512 key, not secret"))).
-const KEY512_NAME: &str = "isp512-key";
-const KEY512_SECRET: &str =
-    "9HtadgZyHjgBTQhPHKiDGBio4W6pueUaDsLxMG9rSDV3W5mvlYKkP4mKXMkOhrZ3BhwUjzcIJU9qmOq3+Qgf9w==";
+use support::{
+    Db, KEY_NAME, KEY_SECRET, KEY512_NAME, KEY512_SECRET, Proc, ZONE, dig, free_port, import, kdig,
+    key256, measured, path, quoted, records, run, sd, soa_serials, start_hub, status, transfers,
+    wait_until, workdir, write,
+};
+
 /// Right name, wrong secret.
 const WRONG_SECRET: &str = "AAAAQQ9fTG5/edBR03J/GkFP5Jn7Vp7yGVpK168IYCI=";
 
-const ZONE: &str = "phishing.rpz.sharedefend";
-
-/// A child process killed on drop.
-struct Proc {
-    child: Child,
-    what: &'static str,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn workdir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("sharedefend-dns-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
-    dir
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().unwrap_or_else(|| panic!("non-UTF-8 path"))
-}
-
-/// A loopback port free for both UDP and TCP right now.
-fn free_port() -> u16 {
-    for _ in 0..50 {
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-        let port = udp.local_addr().unwrap_or_else(|e| panic!("{e}")).port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free loopback port")
-}
-
-/// The store under test: a SQLite directory or a PostgreSQL database.
-enum Db {
-    Sqlite(PathBuf),
-    Postgres(String),
-}
-
-impl Db {
-    fn apply<'a>(&self, cmd: &'a mut Command) -> &'a mut Command {
-        match self {
-            Db::Sqlite(dir) => cmd
-                .env("SHAREDEFEND_DATA", dir)
-                .env_remove("SHAREDEFEND_POSTGRES"),
-            Db::Postgres(params) => cmd.env("SHAREDEFEND_POSTGRES", params),
-        }
-    }
-}
-
-/// Runs `sharedefend` on the store `data`; requires success.
-fn sd(data: &Db, args: &[&str]) -> String {
-    let out = data
-        .apply(&mut Command::new(env!("CARGO_BIN_EXE_sharedefend")))
-        .args(args)
-        .env_remove("SHAREDEFEND_NOW")
-        .env("SHAREDEFEND_OPERATOR", "test")
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(
-        out.status.success(),
-        "sharedefend {args:?}: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn import(dir: &Path, data: &Db, file: &str, names: &[&str]) {
-    let f = dir.join(file);
-    std::fs::write(&f, names.join("\n") + "\n").unwrap_or_else(|e| panic!("{e}"));
-    sd(
-        data,
-        &[
-            "import",
-            "--source",
-            "test-feed",
-            "--category",
-            "phishing",
-            path(&f),
-        ],
-    );
-}
-
-/// Starts `hub serve` on a free port with partners for both test keys; logs to
-/// `dir/hub.log`. `notify` are the NOTIFY targets of the sha256 partner.
-fn serve(dir: &Path, data: &Db, notify: &[String]) -> (Proc, u16) {
-    let port = free_port();
-    let config = dir.join("hub.toml");
-    let notify: Vec<String> = notify.iter().map(|n| format!("{n:?}")).collect();
-    std::fs::write(
-        &config,
-        format!(
-            r#"[[partner]]
+/// The hub's config: partner `isp` (sha256 key, the phishing feed, NOTIFY `notify`)
+/// and `isp512` (sha512 key, every feed).
+fn hub_config(notify: &[String]) -> String {
+    format!(
+        r#"[[partner]]
 name = "isp"
 feeds = ["phishing"]
 notify = [{}]
@@ -137,96 +42,14 @@ name = "isp512"
 feeds = ["*"]
 tsig = {{ name = "{KEY512_NAME}", algorithm = "hmac-sha512", secret = "{KEY512_SECRET}" }}
 "#,
-            notify.join(", ")
-        ),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let log = std::fs::File::create(dir.join("hub.log")).unwrap_or_else(|e| panic!("{e}"));
-    let child = data
-        .apply(&mut Command::new(env!("CARGO_BIN_EXE_sharedefend")))
-        .args([
-            "hub",
-            "serve",
-            "--dns-listen",
-            &format!("127.0.0.1:{port}"),
-            "--config",
-            path(&config),
-        ])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let hub = Proc {
-        child,
-        what: "sharedefend hub serve",
-    };
-    wait_until("the hub to answer SOA", Duration::from_secs(10), || {
-        dig(port, &["+short", ZONE, "SOA"]).contains("localhost.")
-    });
-    (hub, port)
-}
-
-fn run(program: &str, args: &[&str]) -> Output {
-    Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{program}: {e} (scripts/test installs it)"))
-}
-
-fn dig(port: u16, args: &[&str]) -> String {
-    let p = port.to_string();
-    let mut all = vec!["@127.0.0.1", "-p", &p, "+time=2", "+tries=1"];
-    all.extend_from_slice(args);
-    let out = run("dig", &all);
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn kdig(port: u16, args: &[&str]) -> String {
-    let p = port.to_string();
-    let mut all = vec!["@127.0.0.1", "-p", &p, "+time=2", "+retry=0"];
-    all.extend_from_slice(args);
-    let out = run("kdig", &all);
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        quoted(notify)
     )
 }
 
-fn key256() -> String {
-    format!("hmac-sha256:{KEY_NAME}:{KEY_SECRET}")
-}
-
-/// Polls `f` every 100 ms until it holds; panics after `limit`.
-fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    for _ in 0..1000 {
-        if f() {
-            return;
-        }
-        if start.elapsed() > limit {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("timed out after {limit:?} waiting for {what}");
-}
-
-/// The answer records of a dig transfer (no comments, no TSIG), one per line.
-fn records(out: &str) -> Vec<String> {
-    out.lines()
-        .filter(|l| !l.starts_with(';') && !l.trim().is_empty() && !l.contains("\tTSIG\t"))
-        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
-        .collect()
-}
-
-fn soa_serials(out: &str) -> Vec<String> {
-    records(out)
-        .iter()
-        .filter(|r| r.split(' ').nth(3) == Some("SOA"))
-        .filter_map(|r| r.split(' ').nth(6).map(str::to_owned))
-        .collect()
+/// Starts `hub serve` on a free port with [`hub_config`]; logs to `dir/hub.log`.
+fn serve(dir: &Path, data: &Db, notify: &[String]) -> (Proc, u16) {
+    let port = free_port();
+    (start_hub(dir, data, port, &hub_config(notify)), port)
 }
 
 #[test]
@@ -265,7 +88,7 @@ fn dig_and_kdig_transfer_with_tsig_and_are_refused_without() {
 
     // named-checkzone accepts the zone as transferred.
     let zone_file = dir.join("axfr.zone");
-    std::fs::write(&zone_file, records(&axfr).join("\n") + "\n").unwrap_or_else(|e| panic!("{e}"));
+    write(&zone_file, &(records(&axfr).join("\n") + "\n"));
     let check = run("named-checkzone", &[ZONE, path(&zone_file)]);
     assert!(
         check.status.success(),
@@ -313,7 +136,7 @@ fn dig_and_kdig_transfer_with_tsig_and_are_refused_without() {
 
     // A new name: serial 2; IXFR from 1 is the condensed difference.
     import(&dir, &data, "b.txt", &["evil-three.example"]);
-    wait_until("serial 2", Duration::from_secs(10), || {
+    wait_until("serial 2", Duration::from_secs(10), &[&hub], || {
         dig(port, &["+short", ZONE, "SOA"]).contains(" 2 ")
     });
     let ixfr = dig(port, &["-y", &key256(), ZONE, "IXFR=1"]);
@@ -345,13 +168,12 @@ fn dig_and_kdig_transfer_with_tsig_and_are_refused_without() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-fn named_conf(dir: &Path, port: u16, hub_port: u16) -> PathBuf {
+/// Starts BIND 9 `named` in `dir` on `port` as a resolver with one response-policy
+/// zone, the hub's phishing zone, taken as a TSIG secondary from the hub on
+/// `hub_port`, and the test zone `target.test` as its own primary.
+fn start_named(dir: &Path, port: u16, hub_port: u16) -> Proc {
     let d = path(dir);
-    std::fs::write(
-        dir.join("target.test.db"),
-        "$TTL 60\n@ SOA ns.target.test. root.target.test. 1 3600 600 86400 60\n@ NS ns\nns A 127.0.0.1\n* A 192.0.2.1\n",
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let target = support::target_zone(dir);
     let conf = format!(
         r#"key "{KEY_NAME}" {{ algorithm hmac-sha256; secret "{KEY_SECRET}"; }};
 options {{
@@ -372,27 +194,28 @@ logging {{
     category default {{ f; }};
     category rpz {{ null; }};
 }};
-zone "target.test" {{ type primary; file "{d}/target.test.db"; }};
+zone "target.test" {{ type primary; file "{target}"; }};
 zone "{ZONE}" {{
     type secondary;
     primaries {{ 127.0.0.1 port {hub_port} key "{KEY_NAME}"; }};
     file "{d}/rpz.db";
     allow-query {{ localhost; }};
 }};
-"#
+"#,
+        target = path(&target)
     );
-    let p = dir.join("named.conf");
-    std::fs::write(&p, conf).unwrap_or_else(|e| panic!("{e}"));
-    p
+    let file = dir.join("named.conf");
+    write(&file, &conf);
+    Proc::spawn(
+        "named (RPZ secondary)",
+        Command::new("named").args(["-f", "-c", path(&file)]),
+        &dir.join("named.stderr"),
+        &[&dir.join("named.log")],
+    )
 }
 
-fn status(port: u16, name: &str) -> String {
-    let out = dig(port, &[name, "A"]);
-    out.lines()
-        .find_map(|l| l.split("status: ").nth(1))
-        .and_then(|s| s.split(',').next())
-        .unwrap_or("")
-        .to_owned()
+fn hub_log(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("hub.log")).unwrap_or_default()
 }
 
 #[test]
@@ -402,23 +225,14 @@ fn bind_secondary_follows_notify_and_ixfr() {
     import(&dir, &data, "a.txt", &["first.target.test"]);
     let bind_port = free_port();
     let (hub, hub_port) = serve(&dir, &data, &[format!("127.0.0.1:{bind_port}")]);
-    let conf = named_conf(&dir, bind_port, hub_port);
-    let named = Proc {
-        child: Command::new("named")
-            .args(["-f", "-c", path(&conf)])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("named: {e} (scripts/test installs bind9)")),
-        what: "named",
-    };
-    let _ = named.what;
-    let _ = hub.what;
+    let named = start_named(&dir, bind_port, hub_port);
+    let both = [&hub, &named];
 
     // Initial AXFR: the first name is blocked, any other resolves.
     wait_until(
         "BIND to load the policy zone",
         Duration::from_secs(10),
+        &both,
         || status(bind_port, "first.target.test") == "NXDOMAIN",
     );
     assert_eq!(status(bind_port, "late.target.test"), "NOERROR");
@@ -430,28 +244,27 @@ fn bind_secondary_follows_notify_and_ixfr() {
     wait_until(
         "BIND to block late.target.test",
         Duration::from_secs(10),
+        &both,
         || status(bind_port, "late.target.test") == "NXDOMAIN",
     );
-    eprintln!("import → BIND NXDOMAIN: {:?}", imported.elapsed());
+    measured("import committed → BIND 9 NXDOMAIN", imported.elapsed());
 
     // Delist it: it resolves again.
     sd(&data, &["delist", "late.target.test", "--reason", "test"]);
+    let delisted = Instant::now();
     wait_until(
         "BIND to unblock late.target.test",
         Duration::from_secs(10),
+        &both,
         || status(bind_port, "late.target.test") == "NOERROR",
     );
+    measured("delist committed → BIND 9 resolves", delisted.elapsed());
     assert_eq!(status(bind_port, "first.target.test"), "NXDOMAIN");
 
     drop(named);
     drop(hub);
-    let log = std::fs::read_to_string(dir.join("hub.log")).unwrap_or_default();
-    let transfers: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains("transfer done"))
-        .filter_map(|l| l.split("kind=\"").nth(1)?.split('"').next())
-        .collect();
-    assert_eq!(transfers, ["axfr", "ixfr", "ixfr"], "{log}");
+    let log = hub_log(&dir);
+    assert_eq!(transfers(&log), ["axfr", "ixfr", "ixfr"], "{log}");
     assert!(log.contains("notify acknowledged"), "{log}");
 
     // The secondary's copy passes named-checkzone (BIND 9.18 writes secondary zones
@@ -468,12 +281,54 @@ fn bind_secondary_follows_notify_and_ixfr() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `hub serve` NOTIFYs its partners' servers at start-up: a BIND secondary that
+/// missed an import while the hub was down asks for it as soon as the hub is back,
+/// not at its SOA refresh an hour later.
+#[test]
+fn bind_catches_up_when_the_hub_restarts() {
+    let dir = workdir("restart");
+    let data = Db::Sqlite(dir.join("data"));
+    import(&dir, &data, "a.txt", &["first.target.test"]);
+    let bind_port = free_port();
+    let hub_port = free_port();
+    let config = hub_config(&[format!("127.0.0.1:{bind_port}")]);
+    let hub = start_hub(&dir, &data, hub_port, &config);
+    let named = start_named(&dir, bind_port, hub_port);
+    wait_until(
+        "BIND to load the policy zone",
+        Duration::from_secs(10),
+        &[&hub, &named],
+        || status(bind_port, "first.target.test") == "NXDOMAIN",
+    );
+    hub.stop();
+
+    // An import while the hub is down: BIND cannot know.
+    import(&dir, &data, "b.txt", &["late.target.test"]);
+    assert_eq!(status(bind_port, "late.target.test"), "NOERROR");
+
+    let hub = start_hub(&dir, &data, hub_port, &config);
+    let restarted = Instant::now();
+    wait_until(
+        "BIND to block late.target.test after the hub's restart",
+        Duration::from_secs(10),
+        &[&hub, &named],
+        || status(bind_port, "late.target.test") == "NXDOMAIN",
+    );
+    measured("hub restart → BIND 9 NXDOMAIN", restarted.elapsed());
+    drop(named);
+    drop(hub);
+    let log = hub_log(&dir);
+    assert!(log.contains("start-up notify"), "{log}");
+    assert_eq!(transfers(&log), ["axfr", "ixfr"], "{log}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// The same server over PostgreSQL (the store's reads run on the server's blocking
 /// threads): AXFR, then IXFR after a second import.
 #[test]
 fn transfers_from_a_postgres_store() {
     let dir = workdir("pg");
-    let data = Db::Postgres(support::pg_database());
+    let data = Db::Postgres(support::pg::pg_database());
     import(&dir, &data, "a.txt", &["pg-one.example"]);
     let (hub, port) = serve(&dir, &data, &[]);
     let axfr = dig(port, &["-y", &key256(), ZONE, "AXFR"]);
@@ -483,7 +338,7 @@ fn transfers_from_a_postgres_store() {
         "{axfr}"
     );
     import(&dir, &data, "b.txt", &["pg-two.example"]);
-    wait_until("serial 2", Duration::from_secs(10), || {
+    wait_until("serial 2", Duration::from_secs(10), &[&hub], || {
         dig(port, &["+short", ZONE, "SOA"]).contains(" 2 ")
     });
     let ixfr = dig(port, &["-y", &key256(), ZONE, "IXFR=1"]);

@@ -6,7 +6,13 @@
 //! granted that zone, signed with the partner's key when it has one. Each NOTIFY is
 //! retried with a doubling timeout until the target answers, at most
 //! [`NOTIFY_ATTEMPTS`] times; a newer serial for the same target and zone replaces a
-//! pending one. Nothing is sent at start-up: secondaries poll by the SOA refresh.
+//! pending one.
+//!
+//! At start-up the watcher NOTIFYs every target of every partner once for each zone
+//! the partner may take, whatever its serial: a secondary that missed changes while
+//! the hub was down (imports go on without it) then asks for them at once instead of
+//! at its next SOA refresh, up to an hour later. A secondary that is already current
+//! answers, compares the serial and does nothing.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -78,39 +84,57 @@ pub(crate) async fn refresh(inner: &Arc<Inner>) -> Vec<Arc<ZoneWire>> {
     changed
 }
 
-/// The watcher: refresh every poll interval, NOTIFY on change.
+/// NOTIFYs waiting for an answer: the latest serial per target and zone.
+type Pending = Arc<Mutex<HashMap<(SocketAddr, String), u32>>>;
+
+/// The watcher: NOTIFY every zone once at start-up, then refresh every poll
+/// interval and NOTIFY on change.
 pub(crate) async fn watch(inner: Arc<Inner>) -> std::io::Result<()> {
-    let pending: Arc<Mutex<HashMap<(SocketAddr, String), u32>>> = Arc::default();
+    let pending = Pending::default();
+    let loaded = match inner.zones.read() {
+        Ok(z) => z.clone(),
+        Err(p) => p.into_inner().clone(),
+    };
+    for zone in loaded.iter() {
+        info!(zone = %zone.info.apex, serial = zone.info.serial, "start-up notify");
+        notify_partners(&inner, &pending, zone).await;
+    }
     let mut tick = tokio::time::interval(crate::POLL_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         for zone in refresh(&inner).await {
             info!(zone = %zone.info.apex, serial = zone.info.serial, "serial changed");
-            for partner in inner.partners.iter().filter(|p| p.allows(&zone.info.feed)) {
-                let key = partner
-                    .tsig
-                    .as_ref()
-                    .and_then(|t| crate::server::make_key(t).ok().map(Arc::new));
-                for &target in &partner.notify {
-                    let slot = (target, zone.info.apex.clone());
-                    pending.lock().await.insert(slot.clone(), zone.info.serial);
-                    tokio::spawn(notify_until_acked(
-                        inner.clone(),
-                        pending.clone(),
-                        slot,
-                        zone.clone(),
-                        key.clone(),
-                    ));
-                }
-            }
+            notify_partners(&inner, &pending, &zone).await;
+        }
+    }
+}
+
+/// Starts a NOTIFY of `zone` at its serial to every target of every partner granted
+/// its feed, each retried in its own task until answered.
+async fn notify_partners(inner: &Arc<Inner>, pending: &Pending, zone: &Arc<ZoneWire>) {
+    for partner in inner.partners.iter().filter(|p| p.allows(&zone.info.feed)) {
+        let key = partner
+            .tsig
+            .as_ref()
+            .and_then(|t| crate::server::make_key(t).ok().map(Arc::new));
+        for &target in &partner.notify {
+            let slot = (target, zone.info.apex.clone());
+            pending.lock().await.insert(slot.clone(), zone.info.serial);
+            tokio::spawn(notify_until_acked(
+                inner.clone(),
+                pending.clone(),
+                slot,
+                zone.clone(),
+                key.clone(),
+            ));
         }
     }
 }
 
 async fn notify_until_acked(
     inner: Arc<Inner>,
-    pending: Arc<Mutex<HashMap<(SocketAddr, String), u32>>>,
+    pending: Pending,
     slot: (SocketAddr, String),
     zone: Arc<ZoneWire>,
     key: Option<Arc<Key>>,

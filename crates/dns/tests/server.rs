@@ -1,8 +1,9 @@
 //! The server's decisions on the wire, with a zone source in memory: TSIG errors
 //! that `dig` cannot provoke (a stale clock: BADTIME), who may transfer what
 //! (feeds granted per partner, the `allow_ips` opt-in), IXFR's three answers, and
-//! a large zone streamed in many messages. The real-client interop tests are in
-//! `crates/cli/tests/dns_interop.rs`.
+//! a large zone streamed in many messages, and the NOTIFY sent at start-up. The
+//! real-client interop tests are in `crates/cli/tests/dns_interop.rs` and
+//! `crates/cli/tests/resolver_interop.rs`.
 
 use std::net::SocketAddr;
 use std::str::FromStr;
@@ -12,11 +13,11 @@ use dns::{
     Config, Delta, KeyAlgorithm, PartnerConfig, Secret, Server, Snapshot, SoaFields, SourceError,
     TsigConfig, ZoneInfo, ZoneRule, ZoneSource,
 };
-use domain::base::iana::{Class, Rcode, TsigRcode};
+use domain::base::iana::{Class, Opcode, Rcode, TsigRcode};
 use domain::base::{Message, MessageBuilder, Name, ParsedName, Rtype, Serial, Ttl};
 use domain::rdata::tsig::Time48;
 use domain::rdata::{Soa, Tsig};
-use domain::tsig::{Algorithm, ClientTransaction, Key, KeyName};
+use domain::tsig::{Algorithm, ClientTransaction, Key, KeyName, ServerTransaction};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const SECRET: &str = "c6fbQQ9fTG5/edBR03J/GkFP5Jn7Vp7yGVpK168IYCI=";
@@ -286,6 +287,59 @@ async fn allow_ips_admits_an_unsigned_transfer() {
     assert_eq!(r.first().map(|m| m.header().rcode()), Some(Rcode::NOERROR));
     assert_eq!(records(&r), 13);
     assert_eq!(tsig_error(&r[0]), None);
+}
+
+/// At start-up the server NOTIFYs each partner's targets once per zone the partner
+/// may take, signed with the partner's key, and stops once answered. The partner
+/// granted only `malware` (a feed with no zone here) gets nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn start_up_notifies_each_partner_target_once_per_zone() {
+    let secondary = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let target = secondary.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let mut c = config();
+    for p in &mut c.partners {
+        if p.name != "unbound" {
+            p.notify = vec![target];
+        }
+    }
+    let (_addr, _stop) = start(c, 10).await;
+
+    let mut buf = vec![0u8; 4096];
+    let wait = std::time::Duration::from_secs(5);
+    let (n, from) = tokio::time::timeout(wait, secondary.recv_from(&mut buf))
+        .await
+        .unwrap_or_else(|_| panic!("no NOTIFY within {wait:?} of start-up"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut notify = Message::from_octets(buf.get(..n).unwrap_or_default().to_vec())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(notify.header().opcode(), Opcode::NOTIFY);
+    assert!(notify.header().aa());
+    let question = notify.sole_question().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(question.qname().to_string(), "phishing.rpz.sharedefend");
+    assert_eq!(question.qtype(), Rtype::SOA);
+    assert_eq!(serials(std::slice::from_ref(&notify)), [3]);
+    let hub_key = key("hub-key.");
+    let tran = ServerTransaction::request(&hub_key, &mut notify, Time48::now())
+        .unwrap_or_else(|_| panic!("the NOTIFY's TSIG does not verify"))
+        .unwrap_or_else(|| panic!("the NOTIFY is not signed"));
+
+    // Answer it (signed); no retry and no other NOTIFY follows.
+    let mut add = MessageBuilder::new_vec()
+        .start_answer(&notify, Rcode::NOERROR)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .additional();
+    tran.answer(&mut add, Time48::now())
+        .unwrap_or_else(|e| panic!("{e}"));
+    secondary
+        .send_to(&add.finish(), from)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // The first retry would come 1 s after the first send.
+    let quiet = std::time::Duration::from_millis(2500);
+    let more = tokio::time::timeout(quiet, secondary.recv_from(&mut buf)).await;
+    assert!(more.is_err(), "a second NOTIFY came: {more:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
