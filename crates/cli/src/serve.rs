@@ -4,7 +4,8 @@
 //! IXFR, TSIG, NOTIFY; the `dns` crate) over the store. Partners come from a TOML
 //! file (`--config`, see `dns::Config`); `--dns-listen` overrides its `listen`.
 //! Imports run in other processes (`sharedefend import`), so the server polls the
-//! store's serials every 200 ms and NOTIFYs partners on a change. Logs go to standard
+//! store's serials every 200 ms and NOTIFYs partners on a change (and once at
+//! start-up, for what changed while it was down). Logs go to standard
 //! error (`RUST_LOG=debug|info|warn`, default info); secrets never appear in them.
 //! SIGTERM or Ctrl-C stops it cleanly (exit 0).
 

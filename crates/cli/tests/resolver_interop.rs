@@ -350,7 +350,9 @@ fn unbound_takes_the_zone_by_allow_ips_and_follows_notify() {
                 .any(|l| l.contains("client=127.0.0.1:") && l.contains("signed=false"))
         },
     );
+    // Unbound keeps the policy it had.
     assert!(resolves(port, "refused.target.test"));
+    assert_eq!(status(port, "first.target.test"), "NXDOMAIN");
 
     drop(unbound);
     drop(hub);

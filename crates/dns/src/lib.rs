@@ -6,7 +6,8 @@
 //! NS at the apex over UDP and TCP, AXFR (RFC 5936) streamed in many messages, IXFR
 //! (RFC 1995) from the journal's deltas, every transfer authorised by a partner's TSIG
 //! key (RFC 8945) or, as a logged opt-in for servers that cannot sign, by source
-//! address, and NOTIFY (RFC 1996) to each partner's servers when a serial changes.
+//! address, and NOTIFY (RFC 1996) to each partner's servers when a serial changes
+//! and once at start-up.
 //!
 //! The crate knows nothing of the store: it reads zones through [`ZoneSource`], which
 //! the hub implements over its journal. Only this crate knows the `domain` library
