@@ -362,6 +362,10 @@ fn unbound_takes_the_zone_by_allow_ips_and_follows_notify() {
         "{log}"
     );
     assert!(log.contains("client=127.0.0.2"), "{log}");
+    assert!(
+        log.contains(&format!("notify acknowledged target=127.0.0.1:{port}")),
+        "{log}"
+    );
     let kinds = transfers(&log);
     assert_eq!(kinds.first().map(String::as_str), Some("axfr"), "{log}");
     assert_eq!(
