@@ -87,7 +87,8 @@ pub(crate) async fn watch(inner: Arc<Inner>) -> std::io::Result<()> {
         tick.tick().await;
         for zone in refresh(&inner).await {
             info!(zone = %zone.info.apex, serial = zone.info.serial, "serial changed");
-            for partner in inner.partners.iter().filter(|p| p.allows(&zone.info.feed)) {
+            let auth = inner.auth();
+            for partner in auth.partners.iter().filter(|p| p.allows(&zone.info.feed)) {
                 let key = partner
                     .tsig
                     .as_ref()
