@@ -36,12 +36,19 @@ pub struct ServeConfig {
     pub partners: Vec<dns::PartnerConfig>,
 }
 
-/// A configuration file that cannot be used, with what is wrong (and where, for TOML
-/// syntax and field errors: `toml` names line and column).
+/// A configuration file that cannot be used, with what is wrong and where. The
+/// message never quotes the file's text: a broken line may hold a secret, and these
+/// errors are logged.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeConfigError {
-    #[error("{0}")]
-    Toml(#[from] toml::de::Error),
+    #[error("line {line}, column {column}: {message}")]
+    Syntax {
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{message}")]
+    Other { message: String },
     #[error("{0}")]
     Invalid(#[from] dns::ConfigError),
 }
@@ -49,7 +56,22 @@ pub enum ServeConfigError {
 impl ServeConfig {
     /// Parses and validates a configuration file's text.
     pub fn parse(text: &str) -> Result<ServeConfig, ServeConfigError> {
-        let config: ServeConfig = toml::from_str(text)?;
+        let config: ServeConfig = toml::from_str(text).map_err(|e| {
+            let message = e.message().trim_end().to_owned();
+            match e.span() {
+                Some(span) => {
+                    let before = text.get(..span.start).unwrap_or(text);
+                    let line = before.matches('\n').count() + 1;
+                    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+                    ServeConfigError::Syntax {
+                        line,
+                        column,
+                        message,
+                    }
+                }
+                None => ServeConfigError::Other { message },
+            }
+        })?;
         config.dns().validate()?;
         Ok(config)
     }
@@ -88,8 +110,16 @@ allow_ips = ["127.0.0.1"]
             .map(|_| ())
             .map_err(|e| e.to_string());
         assert!(
-            bad.as_ref().is_err_and(|e| e.contains("keydir") && e.contains("line 3")),
+            bad.as_ref().is_err_and(|e| e.contains("keydir") && e.starts_with("line 3, column 1: ")),
             "{bad:?}"
+        );
+        // A broken line is located, never quoted (it may hold a secret).
+        let broken = ServeConfig::parse("[[partner]]\nname = \"x\"\ntsig = { secret = \"s3cr3t }\n")
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+        assert!(
+            broken.as_ref().is_err_and(|e| e.starts_with("line 3") && !e.contains("s3cr3t")),
+            "{broken:?}"
         );
     }
 }
