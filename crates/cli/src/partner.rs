@@ -132,8 +132,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             print!("{}", key.bind_stanza());
         }
         PartnerCommand::List(a) => {
-            let list = partners::list(&a.config.config)
-                .with_context(|| "listing partners".to_owned())?;
+            let list =
+                partners::list(&a.config.config).with_context(|| "listing partners".to_owned())?;
             if a.json {
                 let rows: Vec<serde_json::Value> = list
                     .iter()

@@ -82,8 +82,8 @@ fn init_logs() {
 }
 
 fn load_config(path: &Path) -> anyhow::Result<hub::ServeConfig> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     hub::ServeConfig::parse(&text).with_context(|| path.display().to_string())
 }
 
@@ -143,8 +143,13 @@ fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
         };
-        let mut dns_task = tokio::spawn(server.clone().run(udp, tcp, until_stopped(stopped.clone())));
-        let mut http_task = tokio::spawn(hub::http::serve(http, http_state, until_stopped(stopped.clone())));
+        let mut dns_task =
+            tokio::spawn(server.clone().run(udp, tcp, until_stopped(stopped.clone())));
+        let mut http_task = tokio::spawn(hub::http::serve(
+            http,
+            http_state,
+            until_stopped(stopped.clone()),
+        ));
         let watcher = args
             .config
             .clone()

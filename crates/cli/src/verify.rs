@@ -34,8 +34,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             anyhow::anyhow!("--pubkey: neither a readable file nor a minisign public key ({e})")
         })?
     };
-    let body =
-        std::fs::read(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
+    let body = std::fs::read(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
     let sig_text = std::fs::read_to_string(&args.sigfile)
         .with_context(|| format!("cannot read {}", args.sigfile.display()))?;
     let signature =

@@ -541,7 +541,12 @@ impl Server {
 
 /// The partner allowed to transfer `feed`: the key's owner, or (unsigned) a
 /// partner listing `src` in `allow_ips`.
-fn authorise(auth: &Auth, key_partner: Option<usize>, feed: &str, src: SocketAddr) -> Option<String> {
+fn authorise(
+    auth: &Auth,
+    key_partner: Option<usize>,
+    feed: &str,
+    src: SocketAddr,
+) -> Option<String> {
     let partners = &auth.partners;
     match key_partner {
         Some(i) => partners

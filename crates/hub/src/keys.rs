@@ -67,8 +67,7 @@ pub fn load_or_create(dir: &Path) -> Result<(SigningKey, Origin), KeyError> {
             let key = SigningKey::generate()?;
             write_atomic(&secret, key.to_file().as_bytes(), 0o600).map_err(io(&secret))?;
             let public = dir.join(PUBLIC_FILE);
-            write_atomic(&public, key.public().to_file().as_bytes(), 0o644)
-                .map_err(io(&public))?;
+            write_atomic(&public, key.public().to_file().as_bytes(), 0o644).map_err(io(&public))?;
             Ok((key, Origin::Created))
         }
         Err(e) => Err(io(&secret)(e)),
@@ -141,7 +140,8 @@ mod tests {
         std::fs::write(dir.join(SECRET_FILE), "garbage\n").unwrap_or_else(|e| panic!("{e}"));
         let err = load_or_create(&dir).map(|_| ()).map_err(|e| e.to_string());
         assert!(
-            err.as_ref().is_err_and(|e| e.contains("signing.key: secret key line 1")),
+            err.as_ref()
+                .is_err_and(|e| e.contains("signing.key: secret key line 1")),
             "{err:?}"
         );
         let _ = std::fs::remove_dir_all(&dir);

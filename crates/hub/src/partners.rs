@@ -66,7 +66,12 @@ impl IssuedKey {
 
     /// `algorithm:name:secret`, as `dig -y` and `kdig -y` take it.
     pub fn dig_y(&self) -> String {
-        format!("{}:{}:{}", self.algorithm.name(), self.key_name, self.secret)
+        format!(
+            "{}:{}:{}",
+            self.algorithm.name(),
+            self.key_name,
+            self.secret
+        )
     }
 }
 
@@ -235,7 +240,10 @@ pub fn add(path: &Path, new: &NewPartner) -> Result<IssuedKey, PartnerError> {
     let mut doc = document(path, &text)?;
     let mut table = Table::new();
     table.insert("name", value(new.name.as_str()));
-    table.insert("feeds", value(Array::from_iter(new.feeds.iter().map(String::as_str))));
+    table.insert(
+        "feeds",
+        value(Array::from_iter(new.feeds.iter().map(String::as_str))),
+    );
     if !new.notify.is_empty() {
         let notify = Array::from_iter(new.notify.iter().map(ToString::to_string));
         table.insert("notify", value(notify));
@@ -249,6 +257,17 @@ pub fn add(path: &Path, new: &NewPartner) -> Result<IssuedKey, PartnerError> {
     tsig.insert("algorithm", Value::from(new.algorithm.name()));
     tsig.insert("secret", Value::from(secret.as_str()));
     table.insert("tsig", value(tsig));
+    // Comments at the end of the file belong before what is appended, so the file
+    // reads as it did with the new table added below.
+    let trailing = doc.trailing().as_str().unwrap_or_default().to_owned();
+    if !trailing.trim().is_empty() {
+        let mut prefix = trailing;
+        if !prefix.ends_with('\n') {
+            prefix.push('\n');
+        }
+        table.decor_mut().set_prefix(prefix);
+        doc.set_trailing("");
+    }
     match doc.get_mut("partner") {
         None => {
             let mut array = ArrayOfTables::new();
@@ -329,10 +348,17 @@ mod tests {
     use super::*;
 
     fn temp(tag: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("sharedefend-partners-{tag}-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("sharedefend-partners-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
         dir.join("hub.toml")
+    }
+
+    fn cleanup(path: &Path) {
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 
     fn partner(name: &str, feeds: &[&str]) -> NewPartner {
@@ -358,15 +384,30 @@ mod tests {
         let path = temp("edit");
         let original = "# the hub's config\nlisten = \"127.0.0.1:5300\" # dns\n\n[http]\nlisten = \"127.0.0.1:8053\"\n";
         std::fs::write(&path, original).unwrap_or_else(|e| panic!("{e}"));
-        let key = add(&path, &partner("isp-a", &["phishing", "malware"])).unwrap_or_else(|e| panic!("{e}"));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640))
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        let key = add(&path, &partner("isp-a", &["phishing", "malware"]))
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(key.key_name, "sharedefend-isp-a");
         let text = std::fs::read_to_string(&path).unwrap_or_default();
         assert!(text.starts_with(original), "{text}");
         assert!(text.contains(&key.secret), "{text}");
         let stanza = key.bind_stanza();
-        assert!(stanza.starts_with("key \"sharedefend-isp-a\" {\n    algorithm hmac-sha256;\n    secret \""), "{stanza}");
+        assert!(
+            stanza.starts_with(
+                "key \"sharedefend-isp-a\" {\n    algorithm hmac-sha256;\n    secret \""
+            ),
+            "{stanza}"
+        );
         assert_eq!(
-            base64::engine::general_purpose::STANDARD.decode(&key.secret).map(|b| b.len()).ok(),
+            base64::engine::general_purpose::STANDARD
+                .decode(&key.secret)
+                .map(|b| b.len())
+                .ok(),
             Some(32)
         );
 
@@ -376,17 +417,44 @@ mod tests {
         let after = std::fs::read_to_string(&path).unwrap_or_default();
         // Only the secret changed: with the old one put back, the file is what it was
         // plus the second partner.
-        assert!(after.replace(&rotated.secret, &key.secret).starts_with(&text), "{after}");
-        assert!(after.contains(&second.secret) && !after.contains(&key.secret), "{after}");
+        assert!(
+            after
+                .replace(&rotated.secret, &key.secret)
+                .starts_with(&text),
+            "{after}"
+        );
+        assert!(
+            after.contains(&second.secret) && !after.contains(&key.secret),
+            "{after}"
+        );
         let partners = list(&path).unwrap_or_else(|e| panic!("{e}"));
         let names: Vec<&str> = partners.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["isp-a", "isp-b"]);
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(&path).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
-            assert_eq!(mode, 0o644 & mode, "an existing file keeps its mode");
+            let mode = std::fs::metadata(&path)
+                .map(|m| m.permissions().mode() & 0o777)
+                .unwrap_or(0);
+            assert_eq!(mode, 0o640, "an existing file keeps its mode");
         }
+        cleanup(&path);
+    }
+
+    #[test]
+    fn a_comment_at_the_end_stays_above_the_new_partner() {
+        let path = temp("trailing");
+        std::fs::write(&path, "# partners of the hub\n").unwrap_or_else(|e| panic!("{e}"));
+        add(&path, &partner("isp", &["phishing"])).unwrap_or_else(|e| panic!("{e}"));
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            text.starts_with("# partners of the hub\n[[partner]]\nname = \"isp\"\n"),
+            "{text}"
+        );
+        add(&path, &partner("isp2", &["phishing"])).unwrap_or_else(|e| panic!("{e}"));
+        let text2 = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(text2.starts_with(&text), "{text2}");
+        cleanup(&path);
     }
 
     #[test]
@@ -396,21 +464,33 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(&path).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
+            let mode = std::fs::metadata(&path)
+                .map(|m| m.permissions().mode() & 0o777)
+                .unwrap_or(0);
             assert_eq!(mode, 0o600);
         }
         let before = std::fs::read_to_string(&path).unwrap_or_default();
-        assert!(err(add(&path, &partner("isp", &["phishing"]))).starts_with("name: a partner \"isp\" is already in"));
+        assert!(
+            err(add(&path, &partner("isp", &["phishing"])))
+                .starts_with("name: a partner \"isp\" is already in")
+        );
         assert_eq!(
             err(add(&path, &partner("other", &["phish"]))),
             "feeds: unknown feed \"phish\"; expected phishing, malware, c2, scam, all or *"
         );
-        assert!(err(add(&path, &partner("bad name", &["phishing"]))).starts_with("name: \"bad name\": use 1 to 63"));
-        assert_eq!(err(add(&path, &partner("x", &[]))), "feeds: at least one feed is needed");
+        assert!(
+            err(add(&path, &partner("bad name", &["phishing"])))
+                .starts_with("name: \"bad name\": use 1 to 63")
+        );
+        assert_eq!(
+            err(add(&path, &partner("x", &[]))),
+            "feeds: at least one feed is needed"
+        );
         assert!(err(rotate_tsig(&path, "nobody")).starts_with("name: no partner \"nobody\""));
         assert_eq!(std::fs::read_to_string(&path).unwrap_or_default(), before);
         std::fs::write(&path, "[[partner]]\nname = 3\n").unwrap_or_else(|e| panic!("{e}"));
         assert!(err(add(&path, &partner("y", &["phishing"]))).contains("line 2"));
         assert!(!format!("{:?}", rotate_tsig(&path, "y").err()).is_empty());
+        cleanup(&path);
     }
 }

@@ -110,15 +110,19 @@ allow_ips = ["127.0.0.1"]
             .map(|_| ())
             .map_err(|e| e.to_string());
         assert!(
-            bad.as_ref().is_err_and(|e| e.contains("keydir") && e.starts_with("line 3, column 1: ")),
+            bad.as_ref()
+                .is_err_and(|e| e.contains("keydir") && e.starts_with("line 3, column 1: ")),
             "{bad:?}"
         );
         // A broken line is located, never quoted (it may hold a secret).
-        let broken = ServeConfig::parse("[[partner]]\nname = \"x\"\ntsig = { secret = \"s3cr3t }\n")
-            .map(|_| ())
-            .map_err(|e| e.to_string());
+        let broken =
+            ServeConfig::parse("[[partner]]\nname = \"x\"\ntsig = { secret = \"s3cr3t }\n")
+                .map(|_| ())
+                .map_err(|e| e.to_string());
         assert!(
-            broken.as_ref().is_err_and(|e| e.starts_with("line 3") && !e.contains("s3cr3t")),
+            broken
+                .as_ref()
+                .is_err_and(|e| e.starts_with("line 3") && !e.contains("s3cr3t")),
             "{broken:?}"
         );
     }

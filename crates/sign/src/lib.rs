@@ -140,10 +140,7 @@ impl PublicKey {
         if alg != ALG_ED25519 || rest.len() != 40 {
             return Err(format_error(
                 "public key",
-                format!(
-                    "not a minisign Ed25519 public key ({} bytes)",
-                    bytes.len()
-                ),
+                format!("not a minisign Ed25519 public key ({} bytes)", bytes.len()),
             ));
         }
         let mut id = [0u8; 8];
@@ -421,9 +418,7 @@ mod tests {
     #[test]
     fn an_altered_trusted_comment_fails() {
         let k = key();
-        let sig = k
-            .sign(b"x", "serial:7")
-            .unwrap_or_else(|e| panic!("{e}"));
+        let sig = k.sign(b"x", "serial:7").unwrap_or_else(|e| panic!("{e}"));
         let s = parse(&sig.replace("serial:7", "serial:8"));
         assert_eq!(
             verify(&k.public(), b"x", &s),
@@ -447,7 +442,10 @@ mod tests {
         let again = SigningKey::from_file(&k.to_file()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(again.public(), k.public());
         let pub_file = k.public().to_file();
-        assert!(pub_file.starts_with(&format!("untrusted comment: minisign public key {}\n", k.id())));
+        assert!(pub_file.starts_with(&format!(
+            "untrusted comment: minisign public key {}\n",
+            k.id()
+        )));
         assert_eq!(PublicKey::parse(&pub_file), Ok(k.public()));
         assert_eq!(PublicKey::parse(&k.public().to_base64()), Ok(k.public()));
         assert!(!format!("{k:?}").contains(&BASE64.encode(&k.pkcs8)));
@@ -491,12 +489,23 @@ mod tests {
     fn malformed_input_names_the_line() {
         let cases = [
             ("", "signature line 1: missing (a signature has four lines)"),
-            ("hello\n", "signature line 1: expected \"untrusted comment: …\""),
-            ("untrusted comment: x\n!!!\n", "signature line 2: not base64: Invalid symbol 33, offset 0."),
-            ("untrusted comment: x\nRWQ=\n", "signature line 2: expected 74 bytes, got 2"),
+            (
+                "hello\n",
+                "signature line 1: expected \"untrusted comment: …\"",
+            ),
+            (
+                "untrusted comment: x\n!!!\n",
+                "signature line 2: not base64: Invalid symbol 33, offset 0.",
+            ),
+            (
+                "untrusted comment: x\nRWQ=\n",
+                "signature line 2: expected 74 bytes, got 2",
+            ),
         ];
         for (input, want) in cases {
-            let got = Signature::parse(input).map(|_| ()).map_err(|e| e.to_string());
+            let got = Signature::parse(input)
+                .map(|_| ())
+                .map_err(|e| e.to_string());
             assert_eq!(got, Err(want.to_owned()), "{input:?}");
         }
         assert!(PublicKey::parse("RWQ=").is_err());

@@ -97,9 +97,15 @@ async fn changes(
         FeedDelta::Unreachable { serial } => Err(ApiError::new(
             StatusCode::GONE,
             "since",
-            format!(
-                "the journal does not reach back to serial {since} (the feed is at {serial}); fetch the full export"
-            ),
+            if since > serial {
+                format!(
+                    "serial {since} is ahead of the feed (it is at {serial}): not a state this hub published; fetch the full export"
+                )
+            } else {
+                format!(
+                    "the journal does not reach back to serial {since} (the feed is at {serial}); fetch the full export"
+                )
+            },
         )
         .with("reset", json!("full"))
         .with("serial", json!(serial))

@@ -162,7 +162,10 @@ fn parse_target(file: &str) -> Result<Target, ApiError> {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "format",
-            format!("expected /feeds/FEED.FORMAT with FORMAT one of {}", expected()),
+            format!(
+                "expected /feeds/FEED.FORMAT with FORMAT one of {}",
+                expected()
+            ),
         ));
     };
     let Some(format) = format_of(ext) else {
@@ -219,7 +222,8 @@ async fn feed_file(
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let Path(file) = path.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "path", e.body_text()))?;
+    let Path(file) =
+        path.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "path", e.body_text()))?;
     let target = parse_target(&file)?;
     let key: Key = (target.feed.clone(), target.format);
     let Some(snapshot) = state.serial(&target.feed) else {
@@ -231,9 +235,7 @@ async fn feed_file(
     };
     let cached = state.cache.get(&key);
     // The newest serial known: the snapshot, or a render made since it was taken.
-    let serial = cached
-        .as_ref()
-        .map_or(snapshot, |c| c.serial.max(snapshot));
+    let serial = cached.as_ref().map_or(snapshot, |c| c.serial.max(snapshot));
     let gzip = !target.signature && accepts_gzip(&headers);
     let tag = |serial: u32, gz: bool| {
         let base = format!("\"{}.{}.{serial}", target.feed, extension(target.format));
@@ -301,7 +303,10 @@ fn common_headers(h: &mut HeaderMap, etag: &str, serial: u32) {
         HeaderValue::from_static("public, no-cache"),
     );
     h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
-    h.insert(HeaderName::from_static(SERIAL_HEADER), HeaderValue::from(serial));
+    h.insert(
+        HeaderName::from_static(SERIAL_HEADER),
+        HeaderValue::from(serial),
+    );
 }
 
 /// The render of `key` at `min_serial` or later: from the cache if another request
@@ -322,8 +327,8 @@ async fn render_once(
         .with_store(move |store| {
             let started = Instant::now();
             let mut body = Vec::new();
-            let serial = crate::export_store(store, &feed, format, &mut body)
-                .map_err(|e| e.to_string())?;
+            let serial =
+                crate::export_store(store, &feed, format, &mut body).map_err(|e| e.to_string())?;
             let ms_render = started.elapsed().as_millis() as u64;
             Ok((feed, format, serial, body, ms_render))
         })
@@ -404,8 +409,13 @@ mod tests {
     #[test]
     fn paths_name_feed_and_format() {
         let t = parse_target("phishing.txt.minisig").unwrap_or_else(|e| panic!("{e:?}"));
-        assert_eq!((t.feed.as_str(), t.format, t.signature), ("phishing", ExportFormat::Domains, true));
-        let e = parse_target("phishing.zip").err().map(|e| (e.status, e.field, e.message));
+        assert_eq!(
+            (t.feed.as_str(), t.format, t.signature),
+            ("phishing", ExportFormat::Domains, true)
+        );
+        let e = parse_target("phishing.zip")
+            .err()
+            .map(|e| (e.status, e.field, e.message));
         assert_eq!(
             e,
             Some((

@@ -120,7 +120,10 @@ pub async fn watch(state: Arc<HttpState>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        match state.with_store(|s| read_serials(s).map_err(|e| e.to_string())).await {
+        match state
+            .with_store(|s| read_serials(s).map_err(|e| e.to_string()))
+            .await
+        {
             Ok(serials) => match state.serials.write() {
                 Ok(mut s) => *s = Arc::new(serials),
                 Err(p) => *p.into_inner() = Arc::new(serials),
