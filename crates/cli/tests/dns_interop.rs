@@ -151,6 +151,11 @@ tsig = {{ name = "{KEY512_NAME}", algorithm = "hmac-sha512", secret = "{KEY512_S
             &format!("127.0.0.1:{port}"),
             "--config",
             path(&config),
+            // Any free port for the HTTP front, which these tests do not use.
+            "--http-listen",
+            "127.0.0.1:0",
+            "--key-dir",
+            path(&dir.join("keys")),
         ])
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())

@@ -3,11 +3,14 @@
 //! with the serial, the `.minisig` signatures verify with the real `minisign` tool and
 //! with `sharedefend verify` (and a tampered file fails both), `changes?since=` gives
 //! the journal's condensed delta, and bad requests get 4xx JSON naming the field.
+//! The same over PostgreSQL, where the key directory must be named.
 //! `scripts/test` installs `minisign`.
 
 #![allow(clippy::print_stderr)]
 
 mod hubproc;
+#[path = "../../store/tests/support/mod.rs"]
+mod support;
 
 use std::io::Read;
 use std::path::Path;
@@ -326,5 +329,110 @@ fn exports_are_the_cli_exports_cached_gzipped_and_signed() {
     let secret = std::fs::read_to_string(dir.join("keys/signing.key")).unwrap_or_default();
     let secret_line = secret.lines().nth(1).unwrap_or("<none>");
     assert!(!log.contains(secret_line), "{log}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `sharedefend` on a PostgreSQL store.
+fn sd_pg(params: &str) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_sharedefend"));
+    c.env("SHAREDEFEND_POSTGRES", params)
+        .env_remove("SHAREDEFEND_DATA")
+        .env_remove("SHAREDEFEND_NOW")
+        .env_remove("SHAREDEFEND_CONFIG")
+        .env("SHAREDEFEND_OPERATOR", "test");
+    c
+}
+
+fn ok(out: std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn exports_from_a_postgres_store() {
+    let dir = workdir("http-pg");
+    let params = support::pg_database();
+    let feed = dir.join("a.txt");
+    std::fs::write(&feed, "pg-one.example\npg-two.example\n").unwrap_or_else(|e| panic!("{e}"));
+    ok(sd_pg(&params)
+        .args([
+            "import",
+            "--source",
+            "t",
+            "--category",
+            "phishing",
+            path(&feed),
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}")));
+
+    // No data directory to keep the key in: it must be named.
+    let refused = sd_pg(&params)
+        .args([
+            "hub",
+            "serve",
+            "--dns-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("--key-dir: required with --postgres")
+    );
+
+    let port = hubproc::free_port();
+    let dns = hubproc::free_port();
+    let log = std::fs::File::create(dir.join("hub.log")).unwrap_or_else(|e| panic!("{e}"));
+    let _hub = Proc {
+        child: sd_pg(&params)
+            .args([
+                "hub",
+                "serve",
+                "--dns-listen",
+                &format!("127.0.0.1:{dns}"),
+                "--http-listen",
+                &format!("127.0.0.1:{port}"),
+                "--key-dir",
+                path(&dir.join("keys")),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{e}")),
+    };
+    wait_until("the hub to answer HTTP", Duration::from_secs(10), || {
+        try_get(port, "/feeds/pubkey", &[]).is_some_and(|r| r.status == 200)
+    });
+    let expected = ok(sd_pg(&params)
+        .args(["export", "--feed", "phishing", "--format", "rpz"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}")));
+    let body = get(port, "/feeds/phishing.rpz", &[]);
+    assert_eq!(body.text(), expected);
+    assert!(expected.contains("pg-two.example CNAME ."), "{expected}");
+    let file = dir.join("phishing.rpz");
+    let sig = dir.join("phishing.rpz.minisig");
+    std::fs::write(&file, &body.body).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&sig, get(port, "/feeds/phishing.rpz.minisig", &[]).body)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let v = ok(sd_pg(&params)
+        .args([
+            "verify",
+            path(&file),
+            path(&sig),
+            "--pubkey",
+            path(&dir.join("keys/signing.pub")),
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}")));
+    assert!(v.contains("feed:phishing\tserial:1\tformat:rpz"), "{v}");
+    drop(_hub);
     let _ = std::fs::remove_dir_all(&dir);
 }
