@@ -12,6 +12,11 @@
 //! without touching the store. `Cache-Control: public, no-cache` lets shared caches
 //! keep a copy but makes them revalidate (a cheap 304) before every use. The signature
 //! covers the uncompressed body and its trusted comment names feed, serial and format.
+//!
+//! The `urls` list is the exception: it also carries URL-only indicators, which are not
+//! rules and do not move the serial. Its tag adds a digest of the body, its cached
+//! render is reused for [`URLS_MAX_AGE`] only, and a conditional request is answered
+//! after that (cheap, the lists are small) render.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -31,6 +36,15 @@ use crate::ExportFormat;
 
 /// The header that tells which serial a body (or signature) is of.
 pub const SERIAL_HEADER: &str = "x-sharedefend-serial";
+
+/// How long a render of the `urls` list is reused (its content can change without
+/// the serial).
+pub const URLS_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// True if the body of `format` is determined by the feed's serial alone.
+fn versioned_by_serial(format: ExportFormat) -> bool {
+    format != ExportFormat::Urls
+}
 
 /// The URL extension of each format (`txt` is the plain domain list).
 fn extension(format: ExportFormat) -> &'static str {
@@ -59,6 +73,9 @@ fn content_type(format: ExportFormat) -> &'static str {
 #[derive(Debug)]
 pub struct Rendered {
     pub serial: u32,
+    /// What the ETag names: the serial, or for `urls` the serial and a body digest.
+    pub version: String,
+    made: Instant,
     pub body: Bytes,
     /// The `.minisig` file of `body`.
     pub minisig: Bytes,
@@ -67,6 +84,11 @@ pub struct Rendered {
 }
 
 impl Rendered {
+    /// Usable for a request that knows the feed at `serial`.
+    fn fresh(&self, format: ExportFormat, serial: u32) -> bool {
+        self.serial >= serial && (versioned_by_serial(format) || self.made.elapsed() < URLS_MAX_AGE)
+    }
+
     /// The gzip coding of the body (made once; blocking work). `None` if compression
     /// failed, which writing to memory does not.
     fn gzip(&self) -> Option<Bytes> {
@@ -234,37 +256,48 @@ async fn feed_file(
         ));
     };
     let cached = state.cache.get(&key);
-    // The newest serial known: the snapshot, or a render made since it was taken.
-    let serial = cached.as_ref().map_or(snapshot, |c| c.serial.max(snapshot));
     let gzip = !target.signature && accepts_gzip(&headers);
-    let tag = |serial: u32, gz: bool| {
-        let base = format!("\"{}.{}.{serial}", target.feed, extension(target.format));
+    let tag = |version: &str, gz: bool| {
+        let base = format!("\"{}.{}.{version}", target.feed, extension(target.format));
         match (target.signature, gz) {
             (true, _) => format!("{base}.minisig\""),
             (false, true) => format!("{base}.gz\""),
             (false, false) => format!("{base}\""),
         }
     };
-    if let Some(inm) = headers
+    let if_none_match = headers
         .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-    {
-        let (plain, gz) = (tag(serial, false), tag(serial, true));
-        if etag_matches(inm, &[plain.as_str(), gz.as_str()]) {
-            let mut r = Response::new(Body::empty());
-            *r.status_mut() = StatusCode::NOT_MODIFIED;
-            common_headers(r.headers_mut(), &tag(serial, gzip), serial);
+        .and_then(|v| v.to_str().ok());
+    let not_modified = |version: &str, serial: u32| -> Option<Response> {
+        let inm = if_none_match?;
+        let (plain, gz) = (tag(version, false), tag(version, true));
+        if !etag_matches(inm, &[plain.as_str(), gz.as_str()]) {
+            return None;
+        }
+        let mut r = Response::new(Body::empty());
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+        common_headers(r.headers_mut(), &tag(version, gzip), serial);
+        Some(r)
+    };
+    if versioned_by_serial(target.format) {
+        // The newest serial known: the snapshot, or a render made since it was taken.
+        // A current tag is answered here, with no store read and no render.
+        let serial = cached.as_ref().map_or(snapshot, |c| c.serial.max(snapshot));
+        if let Some(r) = not_modified(&serial.to_string(), serial) {
             return Ok(r);
         }
     }
-    let rendered = match cached.filter(|c| c.serial >= snapshot) {
+    let rendered = match cached.filter(|c| c.fresh(target.format, snapshot)) {
         Some(c) => c,
         None => render_once(&state, &key, snapshot).await?,
     };
     let serial = rendered.serial;
+    if let Some(r) = not_modified(&rendered.version, serial) {
+        return Ok(r);
+    }
     if target.signature {
         let mut r = Response::new(Body::from(rendered.minisig.clone()));
-        common_headers(r.headers_mut(), &tag(serial, false), serial);
+        common_headers(r.headers_mut(), &tag(&rendered.version, false), serial);
         r.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; charset=utf-8"),
@@ -283,7 +316,7 @@ async fn feed_file(
     let coded = gz.is_some();
     let mut r = Response::new(Body::from(gz.unwrap_or_else(|| rendered.body.clone())));
     let h = r.headers_mut();
-    common_headers(h, &tag(serial, coded), serial);
+    common_headers(h, &tag(&rendered.version, coded), serial);
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(content_type(target.format)),
@@ -318,7 +351,7 @@ async fn render_once(
 ) -> Result<Arc<Rendered>, ApiError> {
     let flight = state.cache.flight(key);
     let _turn = flight.lock().await;
-    if let Some(c) = state.cache.get(key).filter(|c| c.serial >= min_serial) {
+    if let Some(c) = state.cache.get(key).filter(|c| c.fresh(key.1, min_serial)) {
         return Ok(c);
     }
     let (feed, format) = key.clone();
@@ -356,8 +389,18 @@ async fn render_once(
             ms_render,
             "export rendered and signed"
         );
+        let version = if versioned_by_serial(format) {
+            serial.to_string()
+        } else {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::hash::DefaultHasher::new();
+            body.hash(&mut h);
+            format!("{serial}-{:016x}", h.finish())
+        };
         Ok::<_, String>(Rendered {
             serial,
+            version,
+            made: Instant::now(),
             body: Bytes::from(body),
             minisig: Bytes::from(minisig),
             gzip: OnceLock::new(),
