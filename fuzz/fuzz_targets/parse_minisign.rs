@@ -10,7 +10,8 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     if let Ok(sig) = sign::Signature::parse(&text) {
         // Check it against a key read from the same input (when there is one) or a
         // fixed one: the verifier must reject cleanly too.
-        let fixed = sign::PublicKey::parse("RWSqB7K3VDvd8U4VfqJ+AwNfg4foTQxvUV8ivhRc8JUFex/yDyGXZ5Gz");
+        let fixed =
+            sign::PublicKey::parse("RWSqB7K3VDvd8U4VfqJ+AwNfg4foTQxvUV8ivhRc8JUFex/yDyGXZ5Gz");
         if let Ok(k) = key.or(fixed) {
             let _ = sign::verify(&k, data, &sig);
         }

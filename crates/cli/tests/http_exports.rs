@@ -298,6 +298,50 @@ fn exports_are_the_cli_exports_cached_gzipped_and_signed() {
         .unwrap_or_default();
     assert_eq!(added, listed, "{from0}");
 
+    // A URL-only indicator (a URL on a shared host) changes the URL list but not the
+    // serial: the list's ETag still moves.
+    let urls_tag = get(port, "/feeds/phishing.urls", &[])
+        .header("etag")
+        .unwrap_or_default()
+        .to_owned();
+    let shared = dir.join("shared.txt");
+    std::fs::write(&shared, "share.example\n").unwrap_or_else(|e| panic!("{e}"));
+    sd(
+        &data,
+        &[
+            "allowlist",
+            "load",
+            "--name",
+            "hosting",
+            "--role",
+            "shared",
+            path(&shared),
+        ],
+    );
+    import(&dir, &data, "c.txt", &["http://share.example/evil-page"]);
+    wait_until(
+        "the URL list's ETag to move",
+        Duration::from_secs(10),
+        || {
+            let r = get(
+                port,
+                "/feeds/phishing.urls",
+                &[("If-None-Match", &urls_tag)],
+            );
+            r.status == 200 && r.text().contains("http://share.example/evil-page")
+        },
+    );
+    let after = get(port, "/feeds/phishing.urls", &[]);
+    assert_eq!(
+        after.header("x-sharedefend-serial"),
+        Some("2"),
+        "URL-only: no new serial"
+    );
+    assert_eq!(
+        after.text(),
+        sd(&data, &["export", "--feed", "phishing", "--format", "urls"])
+    );
+
     // Bad requests: 4xx with a JSON error naming the field; never a 5xx.
     let cases: [(&str, u16, &str); 9] = [
         ("/feeds/nope.rpz", 404, "feed"),
