@@ -13,8 +13,10 @@ mod export;
 mod hubcli;
 mod import;
 mod input;
+mod partner;
 mod review;
 mod serve;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -42,6 +44,8 @@ enum Command {
     Delist(review::DelistArgs),
     Sweep(import::SweepArgs),
     Hub(serve::HubArgs),
+    Partner(partner::Args),
+    Verify(verify::Args),
 }
 
 /// Exit code for errors (bad input, unreadable file).
@@ -59,6 +63,8 @@ fn main() -> ExitCode {
         Command::Delist(args) => review::delist(&args),
         Command::Sweep(args) => import::sweep(&args),
         Command::Hub(args) => serve::run(&args),
+        Command::Partner(args) => partner::run(&args),
+        Command::Verify(args) => verify::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -113,7 +113,8 @@ pub(crate) async fn watch(inner: Arc<Inner>) -> std::io::Result<()> {
 /// Starts a NOTIFY of `zone` at its serial to every target of every partner granted
 /// its feed, each retried in its own task until answered.
 async fn notify_partners(inner: &Arc<Inner>, pending: &Pending, zone: &Arc<ZoneWire>) {
-    for partner in inner.partners.iter().filter(|p| p.allows(&zone.info.feed)) {
+    let auth = inner.auth();
+    for partner in auth.partners.iter().filter(|p| p.allows(&zone.info.feed)) {
         let key = partner
             .tsig
             .as_ref()

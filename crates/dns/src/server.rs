@@ -59,12 +59,61 @@ pub struct Stats {
 
 type KeyStore = HashMap<(KeyName, Algorithm), Arc<Key>>;
 
-pub(crate) struct Inner {
-    pub source: Arc<dyn ZoneSource>,
+impl Inner {
+    /// The partners and keys in force now.
+    pub(crate) fn auth(&self) -> Arc<Auth> {
+        match self.auth.read() {
+            Ok(a) => a.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+}
+
+/// Who may do what: the partners and their keys. Replaced whole by
+/// [`Server::reload`]; a request or transfer in flight keeps the one it started with.
+pub(crate) struct Auth {
     pub partners: Vec<PartnerConfig>,
     pub keys: KeyStore,
     /// Key name → index in `partners`.
     key_owner: HashMap<KeyName, usize>,
+}
+
+impl Auth {
+    fn new(config: &Config) -> Result<Auth, crate::ConfigError> {
+        config.validate()?;
+        let mut keys = KeyStore::new();
+        let mut key_owner = HashMap::new();
+        for (i, p) in config.partners.iter().enumerate() {
+            if let Some(t) = &p.tsig {
+                let key = make_key(t).map_err(|message| crate::ConfigError::Partner {
+                    partner: p.name.clone(),
+                    message,
+                })?;
+                key_owner.insert(key.name().clone(), i);
+                keys.insert((key.name().clone(), key.algorithm()), Arc::new(key));
+            }
+        }
+        Ok(Auth {
+            partners: config.partners.clone(),
+            keys,
+            key_owner,
+        })
+    }
+
+    fn warn_allow_ips(&self) {
+        for p in self.partners.iter().filter(|p| !p.allow_ips.is_empty()) {
+            warn!(
+                partner = %p.name,
+                ips = ?p.allow_ips,
+                "unsigned transfers allowed from these addresses (allow_ips opt-in)"
+            );
+        }
+    }
+}
+
+pub(crate) struct Inner {
+    pub source: Arc<dyn ZoneSource>,
+    auth: RwLock<Arc<Auth>>,
     /// The served zones, refreshed by the watcher.
     pub zones: RwLock<Arc<Vec<Arc<ZoneWire>>>>,
     pub stats: Stats,
@@ -79,7 +128,7 @@ pub struct Server {
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Server")
-            .field("partners", &self.inner.partners.len())
+            .field("partners", &self.inner.auth().partners.len())
             .finish_non_exhaustive()
     }
 }
@@ -118,36 +167,32 @@ struct TransferLog {
 impl Server {
     /// A server over `source` for the partners in `config` (validated here).
     pub fn new(source: Arc<dyn ZoneSource>, config: &Config) -> Result<Server, crate::ConfigError> {
-        config.validate()?;
-        let mut keys = KeyStore::new();
-        let mut key_owner = HashMap::new();
-        for (i, p) in config.partners.iter().enumerate() {
-            if let Some(t) = &p.tsig {
-                let key = make_key(t).map_err(|message| crate::ConfigError::Partner {
-                    partner: p.name.clone(),
-                    message,
-                })?;
-                key_owner.insert(key.name().clone(), i);
-                keys.insert((key.name().clone(), key.algorithm()), Arc::new(key));
-            }
-            if !p.allow_ips.is_empty() {
-                warn!(
-                    partner = %p.name,
-                    ips = ?p.allow_ips,
-                    "unsigned transfers allowed from these addresses (allow_ips opt-in)"
-                );
-            }
-        }
+        let auth = Auth::new(config)?;
+        auth.warn_allow_ips();
         Ok(Server {
             inner: Arc::new(Inner {
                 source,
-                partners: config.partners.clone(),
-                keys,
-                key_owner,
+                auth: RwLock::new(Arc::new(auth)),
                 zones: RwLock::new(Arc::new(Vec::new())),
                 stats: Stats::default(),
             }),
         })
+    }
+
+    /// Replaces the partners and keys with those of `config` (validated first; on an
+    /// error nothing changes). Requests that arrive afterwards see the new set: a
+    /// rotated key works at once and the old one is refused. The listening address
+    /// is not reloaded.
+    pub fn reload(&self, config: &Config) -> Result<(), crate::ConfigError> {
+        let auth = Auth::new(config)?;
+        auth.warn_allow_ips();
+        let names: Vec<&str> = auth.partners.iter().map(|p| p.name.as_str()).collect();
+        info!(partners = ?names, "partners reloaded");
+        match self.inner.auth.write() {
+            Ok(mut a) => *a = Arc::new(auth),
+            Err(p) => *p.into_inner() = Arc::new(auth),
+        }
+        Ok(())
     }
 
     pub fn stats(&self) -> &Stats {
@@ -285,8 +330,9 @@ impl Server {
         if msg.header().opcode() != Opcode::QUERY {
             return one(wire::answer(&original, Rcode::NOTIMP, None, |_| Ok(())));
         }
+        let auth = inner.auth();
         let mut tsig: Option<Tsig> = match ServerSequence::request(
-            &inner.keys,
+            &auth.keys,
             &mut msg,
             Time48::now(),
         ) {
@@ -311,7 +357,7 @@ impl Server {
         };
         let partner = tsig
             .as_ref()
-            .and_then(|s| inner.key_owner.get(s.key().name()).copied());
+            .and_then(|s| auth.key_owner.get(s.key().name()).copied());
         let Ok(question) = msg.sole_question() else {
             return one(wire::answer(
                 &msg,
@@ -344,7 +390,7 @@ impl Server {
                 zone.push_ns(a)
             })),
             Rtype::AXFR | Rtype::IXFR => {
-                let Some(partner_name) = self.authorise(partner, &zone.info.feed, src) else {
+                let Some(partner_name) = authorise(&auth, partner, &zone.info.feed, src) else {
                     inner.stats.refused.fetch_add(1, Ordering::Relaxed);
                     warn!(
                         client = %src,
@@ -402,25 +448,6 @@ impl Server {
                 tsig.as_mut(),
                 |_| Ok(()),
             )),
-        }
-    }
-
-    /// The partner allowed to transfer `feed`: the key's owner, or (unsigned) a
-    /// partner listing `src` in `allow_ips`.
-    fn authorise(&self, key_partner: Option<usize>, feed: &str, src: SocketAddr) -> Option<String> {
-        let partners = &self.inner.partners;
-        match key_partner {
-            Some(i) => partners
-                .get(i)
-                .filter(|p| p.allows(feed))
-                .map(|p| p.name.clone()),
-            None => {
-                let p = partners
-                    .iter()
-                    .find(|p| p.allows(feed) && p.allow_ips.contains(&src.ip()))?;
-                info!(partner = %p.name, client = %src, feed, "unsigned transfer allowed by allow_ips");
-                Some(p.name.clone())
-            }
         }
     }
 
@@ -509,6 +536,30 @@ impl Server {
             tsig,
         )?;
         Ok(Reply::Transfer(Box::new(t), log(serial)))
+    }
+}
+
+/// The partner allowed to transfer `feed`: the key's owner, or (unsigned) a
+/// partner listing `src` in `allow_ips`.
+fn authorise(
+    auth: &Auth,
+    key_partner: Option<usize>,
+    feed: &str,
+    src: SocketAddr,
+) -> Option<String> {
+    let partners = &auth.partners;
+    match key_partner {
+        Some(i) => partners
+            .get(i)
+            .filter(|p| p.allows(feed))
+            .map(|p| p.name.clone()),
+        None => {
+            let p = partners
+                .iter()
+                .find(|p| p.allows(feed) && p.allow_ips.contains(&src.ip()))?;
+            info!(partner = %p.name, client = %src, feed, "unsigned transfer allowed by allow_ips");
+            Some(p.name.clone())
+        }
     }
 }
 

@@ -14,7 +14,7 @@ use indicator::{Domain, Indicator};
 use crate::Hub;
 
 /// Export formats (`--format`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ExportFormat {
     Rpz,
     Hosts,
@@ -79,7 +79,18 @@ pub fn export(
     format: ExportFormat,
     out: &mut dyn Write,
 ) -> Result<u32, ExportError> {
-    let (serial, rules, urls) = hub.store.read(|tx| {
+    export_store(&mut hub.store, feed, format, out)
+}
+
+/// [`export`] from a bare store: what the HTTP exports render, byte for byte the
+/// same as `sharedefend export`. One read transaction; the writing happens after it.
+pub fn export_store(
+    store: &mut store::Store,
+    feed: &str,
+    format: ExportFormat,
+    out: &mut dyn Write,
+) -> Result<u32, ExportError> {
+    let (serial, rules, urls) = store.read(|tx| {
         let serial = tx
             .feeds()?
             .into_iter()

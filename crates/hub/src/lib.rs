@@ -11,8 +11,12 @@ pub mod engine;
 pub mod evidence;
 mod explain;
 mod export;
+pub mod http;
 pub mod ingest;
+pub mod keys;
 mod ops;
+pub mod partners;
+pub mod serve_config;
 mod zones;
 
 use analysis::{Config, Context, Lists};
@@ -20,10 +24,11 @@ use indicator::SuffixList;
 use store::Store;
 
 pub use explain::{Explanation, ObservationView, RuleView};
-pub use export::{ExportError, ExportFormat, export, zone_name};
+pub use export::{ExportError, ExportFormat, export, export_store, zone_name};
 pub use ingest::{ImportDefaults, ImportJob, ImportReport, prepare};
 pub use ops::{AllowlistOptions, AllowlistReport, SweepReport};
-pub use zones::{StoreZones, condense};
+pub use serve_config::ServeConfig;
+pub use zones::{FeedDelta, StoreZones, condense, feed_delta};
 
 /// The hub's state: its store and its judgement.
 #[derive(Debug)]

@@ -110,6 +110,54 @@ pub fn condense(entries: &[store::JournalEntry]) -> (Vec<RuleText>, Vec<RuleText
     (removed, added)
 }
 
+/// What changed in a feed after a serial, read from the journal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeedDelta {
+    /// No such feed.
+    NoFeed,
+    /// The retained journal does not reach back to the serial asked for (or the serial
+    /// is ahead of the feed's): only a full copy can bring the reader up to date.
+    Unreachable { serial: u32 },
+    /// The condensed difference up to `serial` (empty when the reader is current).
+    Changes {
+        serial: u32,
+        removed: Vec<RuleText>,
+        added: Vec<RuleText>,
+    },
+}
+
+/// The condensed changes of `feed` from serial `from` to its current serial, in one
+/// read: the journal must hold every serial from `from + 1` on.
+pub fn feed_delta(tx: &mut dyn store::Tx, feed: &str, from: u32) -> store::Result<FeedDelta> {
+    let Some(serial) = serial_of(tx, feed)? else {
+        return Ok(FeedDelta::NoFeed);
+    };
+    if from > serial {
+        return Ok(FeedDelta::Unreachable { serial });
+    }
+    if from == serial {
+        return Ok(FeedDelta::Changes {
+            serial,
+            removed: Vec::new(),
+            added: Vec::new(),
+        });
+    }
+    let entries = tx.journal_since(feed, from)?;
+    let contiguous = entries
+        .iter()
+        .zip(from.saturating_add(1)..)
+        .all(|(e, s)| e.serial == s);
+    if !contiguous || entries.last().map(|e| e.serial) != Some(serial) {
+        return Ok(FeedDelta::Unreachable { serial });
+    }
+    let (removed, added) = condense(&entries);
+    Ok(FeedDelta::Changes {
+        serial,
+        removed,
+        added,
+    })
+}
+
 impl ZoneSource for StoreZones {
     fn zones(&self) -> Result<Vec<ZoneInfo>, SourceError> {
         let feeds = self.read(|tx| tx.feeds())?;

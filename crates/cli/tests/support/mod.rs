@@ -235,6 +235,11 @@ pub fn start_hub(dir: &Path, data: &Db, port: u16, config: &str) -> Proc {
                 &format!("127.0.0.1:{port}"),
                 "--config",
                 path(&file),
+                // Any free port for the HTTP front, which these tests do not use.
+                "--http-listen",
+                "127.0.0.1:0",
+                "--key-dir",
+                path(&dir.join("keys")),
             ])
             .env("RUST_LOG", "info"),
         &dir.join("hub.log"),
