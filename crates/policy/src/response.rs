@@ -13,7 +13,7 @@ use indicator::{Domain, IpNet};
 use crate::{Action, Trigger};
 
 /// What the resolver does when a rule matches.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Response {
     /// `CNAME .`: the name does not exist.
     Nxdomain,
@@ -72,7 +72,7 @@ impl fmt::Display for Response {
 }
 
 /// The target of a CNAME redirect.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Redirect {
     pub target: Domain,
     /// `CNAME *.garden.example.`: the query name is put in front of the target
@@ -89,7 +89,7 @@ impl fmt::Display for Redirect {
 
 /// One record of local data, in presentation form (the filter turns it into wire
 /// form; this crate does not know the DNS library).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct LocalRecord {
     /// Upper case: `A`, `AAAA`, `TXT`, `MX`, …
     pub rtype: Box<str>,

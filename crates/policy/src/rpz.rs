@@ -11,7 +11,7 @@
 use formats::{Diagnostic, Parsed, Polarity, Record, RpzAction, RpzTrigger};
 use indicator::{Domain, Indicator};
 
-use crate::{LocalRecord, Redirect, Response, RuleSet, Trigger, ZoneTrigger};
+use crate::{LocalRecord, Redirect, Response, RuleSet, RuleSetBuilder, Trigger, ZoneTrigger};
 
 /// Why a record gives no rule.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -99,7 +99,7 @@ pub struct LoadedZone {
 /// Builds a zone's rule set from its parsed records. The reader's own diagnostics
 /// (lines it could not read at all) stay in `parsed`.
 pub fn load_rpz(parsed: &Parsed) -> LoadedZone {
-    let mut builder = RuleSet::builder();
+    let mut builder = RuleSetBuilder::with_capacity(parsed.records.len());
     let mut not_applied = Vec::new();
     let mut invalid = Vec::new();
     for record in &parsed.records {
