@@ -85,16 +85,33 @@ impl std::fmt::Debug for QueryName {
     }
 }
 
+impl Default for QueryName {
+    fn default() -> QueryName {
+        QueryName::root()
+    }
+}
+
 impl QueryName {
+    /// The root name (no labels; matches nothing). A buffer to fill with
+    /// [`QueryName::set_text`] or [`QueryName::set_labels`]: a resolver keeps one per
+    /// worker and refills it for each query, so nothing is allocated or moved.
+    pub fn root() -> QueryName {
+        QueryName {
+            text: [0; MAX_TEXT_LEN],
+            len: 0,
+            labels: 0,
+            starts: [0; MAX_LABELS],
+            hashes: [0; MAX_LABELS],
+        }
+    }
+
     /// A name in text form (`www.Example.com` or `www.example.com.`). ASCII letters
     /// are lowercased; escapes (`\.`) are not interpreted: pass wire labels to
     /// [`QueryName::from_labels`] instead.
     pub fn from_text(text: &[u8]) -> Result<QueryName, NameError> {
-        let text = text.strip_suffix(b".").unwrap_or(text);
-        if text.is_empty() {
-            return QueryName::from_labels(std::iter::empty::<&[u8]>());
-        }
-        QueryName::from_labels(text.split(|&b| b == b'.'))
+        let mut name = QueryName::root();
+        name.set_text(text)?;
+        Ok(name)
     }
 
     /// A name from its labels, leftmost first, without the root label (what a DNS
@@ -103,14 +120,40 @@ impl QueryName {
     pub fn from_labels<'l>(
         labels: impl IntoIterator<Item = &'l [u8]>,
     ) -> Result<QueryName, NameError> {
-        let mut name = QueryName {
-            text: [0; MAX_TEXT_LEN],
-            len: 0,
-            labels: 0,
-            starts: [0; MAX_LABELS],
-            hashes: [0; MAX_LABELS],
-        };
+        let mut name = QueryName::root();
+        name.set_labels(labels)?;
+        Ok(name)
+    }
+
+    /// Refills this buffer with a name in text form (see [`QueryName::from_text`]).
+    /// On error the buffer holds the root name.
+    pub fn set_text(&mut self, text: &[u8]) -> Result<(), NameError> {
+        let text = text.strip_suffix(b".").unwrap_or(text);
+        if text.is_empty() {
+            return self.set_labels(std::iter::empty::<&[u8]>());
+        }
+        self.set_labels(text.split(|&b| b == b'.'))
+    }
+
+    /// Refills this buffer with a name's labels (see [`QueryName::from_labels`]).
+    /// On error the buffer holds the root name.
+    pub fn set_labels<'l>(
+        &mut self,
+        labels: impl IntoIterator<Item = &'l [u8]>,
+    ) -> Result<(), NameError> {
+        let result = self.fill(labels);
+        if result.is_err() {
+            self.len = 0;
+            self.labels = 0;
+        }
+        result
+    }
+
+    fn fill<'l>(&mut self, labels: impl IntoIterator<Item = &'l [u8]>) -> Result<(), NameError> {
+        self.len = 0;
+        self.labels = 0;
         let mut pos = 0usize;
+        let mut labels_seen = 0usize;
         for (i, label) in labels.into_iter().enumerate() {
             if label.is_empty() {
                 return Err(NameError::EmptyLabel);
@@ -127,38 +170,43 @@ impl QueryName {
                 return Err(NameError::TooLong);
             }
             if dot == 1
-                && let Some(slot) = name.text.get_mut(pos)
+                && let Some(slot) = self.text.get_mut(pos)
             {
                 *slot = b'.';
             }
             let start = pos + dot;
-            if let Some(dest) = name.text.get_mut(start..end) {
+            if let Some(dest) = self.text.get_mut(start..end) {
                 for (d, &b) in dest.iter_mut().zip(label) {
                     // No rule holds a NUL, and a `.` here would read as a separator.
                     *d = if b == b'.' { 0 } else { b.to_ascii_lowercase() };
                 }
             }
-            if let Some(slot) = name.starts.get_mut(i) {
+            if let Some(slot) = self.starts.get_mut(i) {
                 *slot = start as u8;
             }
             pos = end;
-            name.labels = (i + 1) as u8;
+            labels_seen = i + 1;
         }
-        name.len = pos as u8;
+        let labels = labels_seen;
+        self.len = pos as u8;
+        self.labels = labels as u8;
         // Hash suffixes from the root: the last label first.
+        let keys = &*KEYS;
         let mut h = ROOT_HASH;
-        for i in (0..usize::from(name.labels)).rev() {
-            let start = usize::from(name.starts.get(i).copied().unwrap_or(0));
-            let end = match i + 1 < usize::from(name.labels) {
-                true => usize::from(name.starts.get(i + 1).copied().unwrap_or(0)) - 1,
-                false => usize::from(name.len),
-            };
-            h = chain(h, name.text.get(start..end).unwrap_or_default());
-            if let Some(slot) = name.hashes.get_mut(i) {
+        let mut end = pos;
+        for i in (0..labels).rev() {
+            let start = usize::from(self.starts.get(i).copied().unwrap_or(0));
+            let label = self.text.get(start..end).unwrap_or_default();
+            let mut hasher = keys.build_hasher();
+            hasher.write_u64(h);
+            hasher.write(label);
+            h = hasher.finish();
+            if let Some(slot) = self.hashes.get_mut(i) {
                 *slot = h;
             }
+            end = start.saturating_sub(1);
         }
-        Ok(name)
+        Ok(())
     }
 
     /// The name as lowercase text without the trailing dot (`""` for the root).
@@ -173,6 +221,9 @@ impl QueryName {
     /// The suffix that drops the first `i` labels, and its hash (`i = 0`: the name).
     #[inline]
     pub(crate) fn suffix(&self, i: usize) -> (&[u8], u64) {
+        if i >= usize::from(self.labels) {
+            return (&[], 0);
+        }
         let start = usize::from(self.starts.get(i).copied().unwrap_or(0));
         let text = self
             .text

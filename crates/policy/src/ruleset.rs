@@ -443,12 +443,13 @@ impl RuleSet {
     #[inline]
     pub fn lookup_qname(&self, qname: &QueryName) -> Option<NameMatch<'_>> {
         let labels = qname.label_count();
-        if self.name_rules == 0 || labels < usize::from(self.min_labels) {
+        let min_labels = usize::from(self.min_labels.max(1));
+        if self.name_rules == 0 || labels < min_labels {
             return None;
         }
         // Suffix `i` has `labels - i` labels: only those within the stored range.
         let first = labels.saturating_sub(usize::from(self.max_labels));
-        let last = labels - usize::from(self.min_labels);
+        let last = labels - min_labels;
         let shards = self.shards.len();
         for i in first..=last {
             let (suffix, hash) = qname.suffix(i);
@@ -885,11 +886,8 @@ impl RuleSetBuilder {
             response_ips: Arc::new(self.response_ips),
             client_ips: Arc::new(self.client_ips),
             name_rules: self.name_rules,
-            min_labels: if self.name_rules == 0 {
-                0
-            } else {
-                self.min_labels
-            },
+            // `u8::MAX` while empty, so a delta's first name sets it.
+            min_labels: self.min_labels,
             max_labels: self.max_labels,
         }
     }
@@ -974,6 +972,20 @@ mod tests {
             );
         }
         assert_eq!(set.rules().count(), n);
+    }
+
+    /// Found by the property test: an empty set has no label range yet, and the
+    /// first delta must not leave the lookup probing beyond the query's labels.
+    #[test]
+    fn first_rules_by_delta_into_an_empty_set() {
+        let empty = RuleSet::default();
+        let delta = Delta {
+            removed: vec![],
+            added: vec![(ZoneTrigger::Qname(trig("*._g")), Response::Nxdomain)],
+        };
+        let set = empty.apply_delta(&delta).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(show(&set, "_g"), "-");
+        assert_eq!(show(&set, "x._g"), "*._g nxdomain");
     }
 
     #[test]
