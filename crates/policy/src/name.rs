@@ -39,8 +39,7 @@ pub(crate) const ROOT_HASH: u64 = 0x9e37_79b9_7f4a_7c15;
 
 /// The hash of a stored name (`a.b.c`, lowercase, no trailing dot).
 pub(crate) fn hash_name(name: &[u8]) -> u64 {
-    name.rsplit(|&b| b == b'.')
-        .fold(ROOT_HASH, |h, label| chain(h, label))
+    name.rsplit(|&b| b == b'.').fold(ROOT_HASH, chain)
 }
 
 /// Number of labels of a stored name.

@@ -11,9 +11,9 @@
 //!   of one name share the entry: `flags` holds one 4-bit response code for each.
 //!   Redirects and local data (rare) sit in a side table keyed by offset. About 10
 //!   bytes a name beyond its text (measured: `docs/performance.md`).
-//! - **A lookup probes once per label**: the whole name for an exact trigger, each
-//!   ancestor for a wildcard, most specific first; labels deeper than the longest
-//!   stored name or shallower than the shortest are skipped.
+//! - **A lookup probes at most once per label**: the whole name for an exact
+//!   trigger, each ancestor for a wildcard, most specific first; a depth (label
+//!   count) at which the set holds no trigger of that kind is not probed at all.
 //! - **Sharded by hash.** An update (IXFR) never rebuilds or copies the set. Each
 //!   touched shard gets a small *overlay*: a table of the changed names' new state
 //!   plus the sorted offsets of its base entries that are now dead. The new set
@@ -304,6 +304,14 @@ enum Place {
     Overlay(u32),
 }
 
+/// A name's pending change in a delta: its hash, where its state was, the new state.
+#[derive(Debug)]
+struct Change {
+    hash: u64,
+    place: Option<Place>,
+    state: State,
+}
+
 #[derive(Debug, Clone, Default)]
 struct Shard {
     base: Arc<Table>,
@@ -380,6 +388,33 @@ impl Shard {
     }
 }
 
+/// Which name depths (label counts) hold an exact and which a wildcard trigger:
+/// a lookup skips the suffixes no trigger can match. Bit `n - 1` for `n` labels.
+/// Deltas only add bits (a removal leaves a harmless extra probe).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Depths {
+    exact: u128,
+    wild: u128,
+}
+
+impl Depths {
+    fn add(&mut self, labels: usize, wildcard: bool) {
+        let bit = 1u128 << (labels.clamp(1, 128) - 1);
+        if wildcard {
+            self.wild |= bit;
+        } else {
+            self.exact |= bit;
+        }
+    }
+
+    #[inline]
+    fn holds(&self, labels: usize, wildcard: bool) -> bool {
+        let bit = 1u128 << (labels.clamp(1, 128) - 1);
+        let mask = if wildcard { self.wild } else { self.exact };
+        mask & bit != 0
+    }
+}
+
 /// A rule matched by a query name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NameMatch<'a> {
@@ -404,8 +439,7 @@ pub struct RuleSet {
     response_ips: Arc<IpRules>,
     client_ips: Arc<IpRules>,
     name_rules: usize,
-    min_labels: u8,
-    max_labels: u8,
+    depths: Depths,
 }
 
 impl Default for RuleSet {
@@ -443,15 +477,16 @@ impl RuleSet {
     #[inline]
     pub fn lookup_qname(&self, qname: &QueryName) -> Option<NameMatch<'_>> {
         let labels = qname.label_count();
-        let min_labels = usize::from(self.min_labels.max(1));
-        if self.name_rules == 0 || labels < min_labels {
+        if self.name_rules == 0 {
             return None;
         }
-        // Suffix `i` has `labels - i` labels: only those within the stored range.
-        let first = labels.saturating_sub(usize::from(self.max_labels));
-        let last = labels - min_labels;
         let shards = self.shards.len();
-        for i in first..=last {
+        for i in 0..labels {
+            // Only probe where a trigger of that depth exists: an exact trigger as
+            // deep as the whole name, a wildcard as deep as an ancestor.
+            if !self.depths.holds(labels - i, i > 0) {
+                continue;
+            }
             let (suffix, hash) = qname.suffix(i);
             let Some(shard) = self.shards.get(shard_of(hash, shards)) else {
                 continue;
@@ -542,11 +577,11 @@ impl RuleSet {
     pub fn apply_delta(&self, delta: &Delta) -> Result<RuleSet, DeltaError> {
         let shards = self.shards.len();
         // Name changes, by name: the shard, where the current state lives, the state.
-        let mut changes: HashMap<&[u8], (u64, Option<Place>, State)> = HashMap::new();
+        let mut changes: HashMap<&[u8], Change> = HashMap::new();
         let mut response_ips: Option<IpRules> = None;
         let mut client_ips: Option<IpRules> = None;
         let mut name_rules = self.name_rules;
-        let (mut min_labels, mut max_labels) = (self.min_labels, self.max_labels);
+        let mut depths = self.depths;
         let steps = delta
             .removed
             .iter()
@@ -557,7 +592,7 @@ impl RuleSet {
             let old = match trigger {
                 ZoneTrigger::Qname(t) => {
                     let name = t.domain().as_str().as_bytes();
-                    let (_, _, state) = changes.entry(name).or_insert_with(|| {
+                    let change = changes.entry(name).or_insert_with(|| {
                         let hash = hash_name(name);
                         let shard = self.shards.get(shard_of(hash, shards));
                         let place = shard.and_then(|s| s.place(hash, name));
@@ -565,17 +600,15 @@ impl RuleSet {
                             (Some(s), Some(p)) => s.state(p),
                             _ => State::default(),
                         };
-                        (hash, place, state)
+                        Change { hash, place, state }
                     });
-                    let side = state.side(matches!(t, Trigger::Wildcard(_)));
+                    let side = change.state.side(matches!(t, Trigger::Wildcard(_)));
                     let old = side.is_some();
                     if old != adding {
                         *side = response.cloned();
                         if adding {
                             name_rules += 1;
-                            let labels = label_count(name).min(255) as u8;
-                            min_labels = min_labels.min(labels);
-                            max_labels = max_labels.max(labels);
+                            depths.add(label_count(name), matches!(t, Trigger::Wildcard(_)));
                         } else {
                             name_rules -= 1;
                         }
@@ -607,12 +640,12 @@ impl RuleSet {
         }
 
         // Group by shard and build each touched shard's new overlay.
-        let mut by_shard: HashMap<usize, Vec<(&[u8], u64, Option<Place>, State)>> = HashMap::new();
-        for (name, (hash, place, state)) in changes {
+        let mut by_shard: HashMap<usize, Vec<(&[u8], Change)>> = HashMap::new();
+        for (name, change) in changes {
             by_shard
-                .entry(shard_of(hash, shards))
+                .entry(shard_of(change.hash, shards))
                 .or_default()
-                .push((name, hash, place, state));
+                .push((name, change));
         }
         let mut new_shards: Vec<Shard> = self.shards.to_vec();
         for (index, names) in by_shard {
@@ -623,7 +656,7 @@ impl RuleSet {
             let mut dead: Vec<u32> = old_overlay.map_or_else(Vec::new, |o| o.dead.to_vec());
             let mut entries = old_overlay.map_or(0, |o| o.table.len());
             let mut bytes = old_overlay.map_or(0, |o| o.table.arena.len());
-            for (name, _, _, _) in &names {
+            for (name, _) in &names {
                 entries += 1;
                 bytes += HEADER + name.len();
             }
@@ -637,12 +670,12 @@ impl RuleSet {
                     }
                 }
             }
-            for (name, hash, place, state) in &names {
-                if let Some(Place::Base(offset)) = place {
-                    dead.push(*offset);
+            for (name, change) in &names {
+                if let Some(Place::Base(offset)) = change.place {
+                    dead.push(offset);
                 }
-                if !state.is_empty() {
-                    table.push(*hash, name, state);
+                if !change.state.is_empty() {
+                    table.push(change.hash, name, &change.state);
                 }
             }
             dead.sort_unstable();
@@ -666,8 +699,7 @@ impl RuleSet {
             response_ips: response_ips.map_or_else(|| Arc::clone(&self.response_ips), Arc::new),
             client_ips: client_ips.map_or_else(|| Arc::clone(&self.client_ips), Arc::new),
             name_rules,
-            min_labels,
-            max_labels,
+            depths,
         })
     }
 
@@ -775,8 +807,7 @@ pub struct RuleSetBuilder {
     response_ips: IpRules,
     client_ips: IpRules,
     name_rules: usize,
-    min_labels: u8,
-    max_labels: u8,
+    depths: Depths,
 }
 
 impl Default for RuleSetBuilder {
@@ -793,8 +824,7 @@ impl RuleSetBuilder {
             response_ips: IpRules::default(),
             client_ips: IpRules::default(),
             name_rules: 0,
-            min_labels: u8::MAX,
-            max_labels: 0,
+            depths: Depths::default(),
         }
     }
 
@@ -840,9 +870,7 @@ impl RuleSetBuilder {
         self.entries += shard.index.len() - before;
         if old.is_none() {
             self.name_rules += 1;
-            let labels = label_count(name).min(255) as u8;
-            self.min_labels = self.min_labels.min(labels);
-            self.max_labels = self.max_labels.max(labels);
+            self.depths.add(label_count(name), wildcard);
         }
         if self.entries > self.shards.len() * SHARD_TARGET && self.shards.len() < MAX_SHARDS {
             self.split();
@@ -886,9 +914,7 @@ impl RuleSetBuilder {
             response_ips: Arc::new(self.response_ips),
             client_ips: Arc::new(self.client_ips),
             name_rules: self.name_rules,
-            // `u8::MAX` while empty, so a delta's first name sets it.
-            min_labels: self.min_labels,
-            max_labels: self.max_labels,
+            depths: self.depths,
         }
     }
 }

@@ -194,13 +194,13 @@ impl Policy {
                         (trigger, m.response)
                     })
                 });
-            if let Some((trigger, rule_response)) = found {
-                if let Some(hit) = decide(&slot, trigger, rule_response, &mut logged) {
-                    return Verdict {
-                        hit: Some(hit),
-                        logged,
-                    };
-                }
+            if let Some((trigger, rule_response)) = found
+                && let Some(hit) = decide(&slot, trigger, rule_response, &mut logged)
+            {
+                return Verdict {
+                    hit: Some(hit),
+                    logged,
+                };
             }
         }
         Verdict { hit: None, logged }

@@ -375,7 +375,7 @@ proptest! {
             let removed: Vec<ZoneTrigger> = model
                 .keys()
                 .enumerate()
-                .filter(|(i, _)| (seed.rotate_left(*i as u32 % 64) ^ *i as u64) % 3 == 0)
+                .filter(|(i, _)| (seed.rotate_left(*i as u32 % 64) ^ *i as u64).is_multiple_of(3))
                 .map(|(_, t)| t.clone())
                 .collect();
             for t in &removed {
