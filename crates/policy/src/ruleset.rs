@@ -192,21 +192,18 @@ impl TableBuilder {
 
     fn code(&mut self, offset: u32, wildcard: bool, response: Option<&Response>) -> u8 {
         let key = offset << 1 | u32::from(wildcard);
+        let code = response.map_or(NONE, code_of);
         match response {
-            None => {
+            Some(r) if code == EXTRA => {
+                self.extras.insert(key, r.clone());
+            }
+            // Extras are rare: skip the map (and its hashing) when it is empty.
+            _ if !self.extras.is_empty() => {
                 self.extras.remove(&key);
-                NONE
             }
-            Some(r) => {
-                let code = code_of(r);
-                if code == EXTRA {
-                    self.extras.insert(key, r.clone());
-                } else {
-                    self.extras.remove(&key);
-                }
-                code
-            }
+            _ => {}
         }
+        code
     }
 
     /// Sets one side of a name; returns the previous response of that side.
