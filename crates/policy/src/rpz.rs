@@ -8,7 +8,7 @@
 //! names. `policy` depends on `formats`, not the reverse: formats stays the layer
 //! of syntax, this crate the layer of meaning (the layout in DESIGN.md).
 
-use formats::{Diagnostic, Parsed, Polarity, Record, RpzAction, RpzTrigger};
+use formats::{Diagnostic, Parsed, Record, RpzAction, RpzTrigger};
 use indicator::{Domain, Indicator};
 
 use crate::{LocalRecord, Redirect, Response, RuleSet, RuleSetBuilder, Trigger, ZoneTrigger};
@@ -82,7 +82,6 @@ pub fn rule_from_record(record: &Record) -> Result<(ZoneTrigger, Response), Unus
                 .collect(),
         ),
     };
-    debug_assert!(record.polarity == Polarity::Allow || !response.is_passthru());
     Ok((trigger, response))
 }
 
