@@ -6,7 +6,8 @@
 //! and random queries drawn from a small alphabet so that names collide often: deep
 //! subdomains, wildcards at several levels, exact and wildcard on one name, several
 //! zones. Deltas applied one after another (with compaction steps in between) must
-//! agree with a set built from scratch from the final rules.
+//! agree with a set built from scratch from the final rules, and readers on other
+//! threads must only ever see whole deltas.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -448,4 +449,70 @@ fn a_bad_delta_is_not_half_applied() {
             .as_deref(),
         Some("no policy zone number 3")
     );
+}
+
+/// Readers on other threads never see half a delta: each delta moves one token rule
+/// (`t{k}` removed, `t{k+1}` added) and one background rule, compaction steps run in
+/// between, and every snapshot a reader loads holds exactly one token. Bounded:
+/// 60 deltas, each reader a fixed number of loads.
+#[test]
+fn readers_see_whole_deltas_only() {
+    let name = |s: String| ZoneTrigger::Qname(Trigger::Exact(domain(&s)));
+    let mut initial = Rules::new();
+    for i in 0..5_000 {
+        initial.insert(name(format!("bg{i}.example")), Response::Nxdomain);
+    }
+    initial.insert(name("t0.example".to_owned()), Response::Nxdomain);
+    let policy = Policy::new(
+        vec![Zone::new("z", ZoneOptions::default(), build(&initial, 8))],
+        RuleSet::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let live = LivePolicy::new(policy);
+    const DELTAS: usize = 60;
+    let tokens: Vec<QueryName> = (0..=DELTAS)
+        .map(|k| QueryName::from_text(format!("t{k}.example").as_bytes()))
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::thread::scope(|scope| {
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                scope.spawn(|| {
+                    for _ in 0..3_000 {
+                        let snapshot = live.load();
+                        let rules = &snapshot.zones()[0].rules;
+                        let present = tokens
+                            .iter()
+                            .filter(|q| rules.lookup_qname(q).is_some())
+                            .count();
+                        assert_eq!(present, 1, "a snapshot with {present} tokens");
+                    }
+                })
+            })
+            .collect();
+        for k in 0..DELTAS {
+            let delta = Delta {
+                removed: vec![
+                    name(format!("t{k}.example")),
+                    name(format!("bg{k}.example")),
+                ],
+                added: vec![
+                    (name(format!("t{}.example", k + 1)), Response::Nxdomain),
+                    (name(format!("new{k}.example")), Response::Drop),
+                ],
+            };
+            live.apply_delta(0, &delta)
+                .unwrap_or_else(|e| panic!("{e}"));
+            live.compact_step();
+        }
+        for r in readers {
+            r.join().unwrap_or_else(|_| panic!("a reader failed"));
+        }
+    });
+    while live.compact_step() {}
+    let snapshot = live.snapshot();
+    let rules = &snapshot.zones()[0].rules;
+    assert_eq!(rules.overlaid_shards(), 0);
+    assert_eq!(rules.len(), 5_001);
+    assert!(rules.lookup_qname(&tokens[DELTAS]).is_some());
 }
