@@ -312,6 +312,9 @@ proptest! {
         prop_assert_eq!(set.len(), rules.len());
         let given: Vec<_> = rules.clone().into_iter().collect();
         prop_assert_eq!(sorted_rules(&set), given);
+        for (trigger, response) in &rules {
+            prop_assert_eq!(set.get(trigger).as_ref(), Some(response));
+        }
         for q in &queries {
             let qname = QueryName::from_text(q.name.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
             let got = set.lookup_qname(&qname).map(|m| {
