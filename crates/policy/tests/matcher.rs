@@ -313,7 +313,8 @@ proptest! {
         let given: Vec<_> = rules.clone().into_iter().collect();
         prop_assert_eq!(sorted_rules(&set), given);
         for (trigger, response) in &rules {
-            prop_assert_eq!(set.get(trigger).as_ref(), Some(response));
+            let got = set.get(trigger);
+            prop_assert_eq!(got.as_ref(), Some(response));
         }
         for q in &queries {
             let qname = QueryName::from_text(q.name.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
