@@ -36,7 +36,7 @@ use crate::name::{QueryName, hash_name, label_count};
 use crate::{Response, Trigger, ZoneTrigger};
 
 /// Entries per shard before the builder doubles the shard count.
-const SHARD_TARGET: usize = 16_384;
+const SHARD_TARGET: usize = 8_192;
 /// Most shards a set is split into.
 const MAX_SHARDS: usize = 1_024;
 /// Hash bits that pick the shard: above those hashbrown uses for buckets, below
