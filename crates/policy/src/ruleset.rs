@@ -9,7 +9,7 @@
 //!   `[flags][len][name]`; a `hashbrown::HashTable<u32>` of arena offsets indexes
 //!   them by the chained suffix hash of [`crate::name`]. Exact and wildcard triggers
 //!   of one name share the entry: `flags` holds one 4-bit response code for each.
-//!   Redirects and local data (rare) sit in a side table keyed by offset. About 10
+//!   Redirects and local data (rare) sit in a side table keyed by offset. About 12
 //!   bytes a name beyond its text (measured: `docs/performance.md`).
 //! - **A lookup probes at most once per label**: the whole name for an exact
 //!   trigger, each ancestor for a wildcard, most specific first; a depth (label
