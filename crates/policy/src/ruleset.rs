@@ -21,8 +21,9 @@
 //!   delta costs memory in proportion to the delta, and the swap is atomic.
 //!   [`RuleSet::compact_one`] later folds one shard's overlay into a new base: a
 //!   change no reader can observe, so a background task swaps shard by shard and the
-//!   peak stays the set plus one shard. While a shard carries an overlay, a label
-//!   that hashes to it costs a second probe (into the small overlay table).
+//!   peak stays the set with its overlays plus one shard. While a shard carries an
+//!   overlay, a label that hashes to it costs a second probe (into the small
+//!   overlay table).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
