@@ -5,11 +5,33 @@
 //! one definition both sides share — analysis produces rules, the store keeps them,
 //! publication writes them as RPZ, the filter matches them. It is RPZ's model
 //! (draft-ietf-dnsop-dns-rpz): QNAME triggers exact or wildcard, and the RPZ actions.
-//! No I/O.
+//!
+//! It also holds what a filter needs to enforce rules: [`Response`] and
+//! [`ZoneTrigger`] (every RPZ action and trigger a filter applies), the matcher
+//! ([`RuleSet`]: one zone's rules, compact, immutable, updated by IXFR-style
+//! [`Delta`]s), [`Policy`] (zones in order with BIND's precedence, per-zone
+//! overrides and log-only zones, a local allowlist above them), [`LivePolicy`]
+//! (lock-free reads, atomic swaps), and the conversion from a parsed RPZ zone
+//! ([`rpz::load_rpz`]). No I/O.
+
+mod ip;
+mod live;
+mod name;
+mod response;
+mod ruleset;
+mod zones;
+
+pub mod rpz;
 
 use std::fmt;
 
 use indicator::Domain;
+
+pub use live::{LivePolicy, UpdateError};
+pub use name::{MAX_LABELS, MAX_TEXT_LEN, NameError, QueryName};
+pub use response::{LocalRecord, Redirect, Response, ZoneTrigger};
+pub use ruleset::{AddressMatch, Delta, DeltaError, NameMatch, RuleSet, RuleSetBuilder};
+pub use zones::{Hit, MAX_ZONES, Matched, Policy, PolicyError, Verdict, Zone, ZoneOptions};
 
 /// Which query names a rule catches.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
