@@ -14,6 +14,7 @@
 //! and not hickory.
 
 mod config;
+pub mod front;
 mod notify;
 mod server;
 mod wire;
