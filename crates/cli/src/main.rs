@@ -10,6 +10,7 @@ mod allowlist;
 mod check;
 mod explain;
 mod export;
+mod filter;
 mod hubcli;
 mod import;
 mod input;
@@ -42,6 +43,7 @@ enum Command {
     Delist(review::DelistArgs),
     Sweep(import::SweepArgs),
     Hub(serve::HubArgs),
+    Filter(filter::FilterArgs),
 }
 
 /// Exit code for errors (bad input, unreadable file).
@@ -59,6 +61,7 @@ fn main() -> ExitCode {
         Command::Delist(args) => review::delist(&args),
         Command::Sweep(args) => import::sweep(&args),
         Command::Hub(args) => serve::run(&args),
+        Command::Filter(args) => filter::run(&args),
     };
     match result {
         Ok(code) => code,
