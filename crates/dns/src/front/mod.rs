@@ -16,6 +16,8 @@
 //! runtime to wait for an upstream ([`listen`] has the loops).
 
 mod cache;
+#[doc(hidden)]
+pub mod fuzzing;
 mod listen;
 mod message;
 mod screen;
