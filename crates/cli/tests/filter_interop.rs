@@ -191,7 +191,9 @@ fn start_filter(dir: &Path, args: &[&str]) -> (Proc, u16) {
         .unwrap_or_else(|e| panic!("{e}"));
     let filter = Proc(child);
     wait_until("the filter to answer", Duration::from_secs(15), || {
-        !dig(port, &["+tries=1", "ready.probe.invalid", "A"]).status.is_empty()
+        !dig(port, &["+tries=1", "ready.probe.invalid", "A"])
+            .status
+            .is_empty()
     });
     (filter, port)
 }
@@ -209,7 +211,16 @@ struct Dig {
 
 fn dig(port: u16, args: &[&str]) -> Dig {
     let p = port.to_string();
-    let mut all = vec!["@127.0.0.1", "-p", &p, "+time=2", "+tries=1", "+nocookie", "+nostats", "+nocmd"];
+    let mut all = vec![
+        "@127.0.0.1",
+        "-p",
+        &p,
+        "+time=2",
+        "+tries=1",
+        "+nocookie",
+        "+nostats",
+        "+nocmd",
+    ];
     all.extend_from_slice(args);
     let out = Command::new("dig")
         .args(&all)
@@ -225,7 +236,13 @@ fn dig(port: u16, args: &[&str]) -> Dig {
         if let Some(s) = line.split("status: ").nth(1) {
             d.status = s.split(',').next().unwrap_or("").to_owned();
         } else if let Some(f) = line.strip_prefix(";; flags: ") {
-            d.flags = f.split(';').next().unwrap_or("").split_whitespace().map(str::to_owned).collect();
+            d.flags = f
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect();
         } else if let Some(e) = line.strip_prefix("; EDE: ") {
             d.ede = Some(e.to_owned());
         } else if line.starts_with(";; ANSWER SECTION") {
@@ -310,34 +327,136 @@ fn rpz_cases_on_the_wire() {
     let first_rule = |r: &'static str| Some(r);
     let table = [
         // Not listed: the upstream's answer, no EDE.
-        case(&["www.up.test", "A"], "NOERROR", &["www.up.test. A 192.0.2.10"], None),
-        case(&["alias.up.test", "A"], "NOERROR", &["alias.up.test. CNAME mid.up.test.", "mid.up.test. CNAME www.up.test.", "www.up.test. A 192.0.2.10"], None),
+        case(
+            &["www.up.test", "A"],
+            "NOERROR",
+            &["www.up.test. A 192.0.2.10"],
+            None,
+        ),
+        case(
+            &["alias.up.test", "A"],
+            "NOERROR",
+            &[
+                "alias.up.test. CNAME mid.up.test.",
+                "mid.up.test. CNAME www.up.test.",
+                "www.up.test. A 192.0.2.10",
+            ],
+            None,
+        ),
         case(&["nothere.up.test", "A"], "NXDOMAIN", &[], None),
         // Each action.
-        case(&["blocked.up.test", "A"], "NXDOMAIN", &[], first_rule("zone first.rpz rule blocked.up.test")),
-        case(&["a.wild.up.test", "A"], "NOERROR", &[], first_rule("zone first.rpz rule *.wild.up.test")),
-        case(&["local.up.test", "A"], "NOERROR", &["local.up.test. A 10.1.2.3"], first_rule("zone first.rpz rule local.up.test")),
-        case(&["local.up.test", "TXT"], "NOERROR", &["local.up.test. TXT \"local data\""], first_rule("zone first.rpz rule local.up.test")),
-        case(&["local.up.test", "AAAA"], "NOERROR", &[], first_rule("zone first.rpz rule local.up.test")),
-        case(&["redir.up.test", "A"], "NOERROR", &["redir.up.test. CNAME garden.up.test.", "garden.up.test. A 192.0.2.99"], first_rule("zone first.rpz rule redir.up.test")),
+        case(
+            &["blocked.up.test", "A"],
+            "NXDOMAIN",
+            &[],
+            first_rule("zone first.rpz rule blocked.up.test"),
+        ),
+        case(
+            &["a.wild.up.test", "A"],
+            "NOERROR",
+            &[],
+            first_rule("zone first.rpz rule *.wild.up.test"),
+        ),
+        case(
+            &["local.up.test", "A"],
+            "NOERROR",
+            &["local.up.test. A 10.1.2.3"],
+            first_rule("zone first.rpz rule local.up.test"),
+        ),
+        case(
+            &["local.up.test", "TXT"],
+            "NOERROR",
+            &["local.up.test. TXT \"local data\""],
+            first_rule("zone first.rpz rule local.up.test"),
+        ),
+        case(
+            &["local.up.test", "AAAA"],
+            "NOERROR",
+            &[],
+            first_rule("zone first.rpz rule local.up.test"),
+        ),
+        case(
+            &["redir.up.test", "A"],
+            "NOERROR",
+            &[
+                "redir.up.test. CNAME garden.up.test.",
+                "garden.up.test. A 192.0.2.99",
+            ],
+            first_rule("zone first.rpz rule redir.up.test"),
+        ),
         // Precedence: exact beats wildcard; a wildcard does not cover its apex; the
         // longer wildcard wins (DROP: no answer at all).
-        case(&["exact.wild.up.test", "A"], "NOERROR", &["exact.wild.up.test. A 10.9.9.9"], first_rule("zone first.rpz rule exact.wild.up.test")),
-        case(&["wild.up.test", "A"], "NOERROR", &["wild.up.test. A 192.0.2.70"], None),
+        case(
+            &["exact.wild.up.test", "A"],
+            "NOERROR",
+            &["exact.wild.up.test. A 10.9.9.9"],
+            first_rule("zone first.rpz rule exact.wild.up.test"),
+        ),
+        case(
+            &["wild.up.test", "A"],
+            "NOERROR",
+            &["wild.up.test. A 192.0.2.70"],
+            None,
+        ),
         case(&["x.deep.wild.up.test", "A"], "", &[], None),
         // Zones in order: the first match wins, PASSTHRU included.
-        case(&["twice.up.test", "A"], "NXDOMAIN", &[], first_rule("zone first.rpz rule twice.up.test")),
-        case(&["second-only.up.test", "A"], "NXDOMAIN", &[], first_rule("zone second.rpz rule second-only.up.test")),
-        case(&["pass.up.test", "A"], "NOERROR", &["pass.up.test. A 192.0.2.69"], None),
+        case(
+            &["twice.up.test", "A"],
+            "NXDOMAIN",
+            &[],
+            first_rule("zone first.rpz rule twice.up.test"),
+        ),
+        case(
+            &["second-only.up.test", "A"],
+            "NXDOMAIN",
+            &[],
+            first_rule("zone second.rpz rule second-only.up.test"),
+        ),
+        case(
+            &["pass.up.test", "A"],
+            "NOERROR",
+            &["pass.up.test. A 192.0.2.69"],
+            None,
+        ),
         // The CNAME chain and the answer's addresses.
-        case(&["chain.up.test", "A"], "NXDOMAIN", &["chain.up.test. CNAME tobad.up.test."], first_rule("zone first.rpz rule tobad.up.test")),
-        case(&["ipbad.up.test", "A"], "NXDOMAIN", &[], first_rule("zone first.rpz rule 32.7.100.51.198.rpz-ip")),
-        case(&["ipalias.up.test", "A"], "NXDOMAIN", &["ipalias.up.test. CNAME ipbad.up.test."], first_rule("zone first.rpz rule 32.7.100.51.198.rpz-ip")),
+        case(
+            &["chain.up.test", "A"],
+            "NXDOMAIN",
+            &["chain.up.test. CNAME tobad.up.test."],
+            first_rule("zone first.rpz rule tobad.up.test"),
+        ),
+        case(
+            &["ipbad.up.test", "A"],
+            "NXDOMAIN",
+            &[],
+            first_rule("zone first.rpz rule 32.7.100.51.198.rpz-ip"),
+        ),
+        case(
+            &["ipalias.up.test", "A"],
+            "NXDOMAIN",
+            &["ipalias.up.test. CNAME ipbad.up.test."],
+            first_rule("zone first.rpz rule 32.7.100.51.198.rpz-ip"),
+        ),
         // Log-only: counted, not changed.
-        case(&["shadowed.up.test", "A"], "NOERROR", &["shadowed.up.test. A 192.0.2.30"], None),
+        case(
+            &["shadowed.up.test", "A"],
+            "NOERROR",
+            &["shadowed.up.test. A 192.0.2.30"],
+            None,
+        ),
         // The allowlist overrides the zones, below the name too.
-        case(&["allowed.up.test", "A"], "NOERROR", &["allowed.up.test. A 192.0.2.31"], None),
-        case(&["sub.allowed.up.test", "A"], "NOERROR", &["sub.allowed.up.test. A 192.0.2.32"], None),
+        case(
+            &["allowed.up.test", "A"],
+            "NOERROR",
+            &["allowed.up.test. A 192.0.2.31"],
+            None,
+        ),
+        case(
+            &["sub.allowed.up.test", "A"],
+            "NOERROR",
+            &["sub.allowed.up.test. A 192.0.2.32"],
+            None,
+        ),
         // Without EDNS: the same rewrite, no OPT, no EDE.
         case(&["+noedns", "blocked.up.test", "A"], "NXDOMAIN", &[], None),
         // TCP-only: truncated over UDP, the real answer over TCP.
@@ -345,7 +464,12 @@ fn rpz_cases_on_the_wire() {
             flag: Some("tc"),
             ..case(&["+ignore", "tcp.up.test", "A"], "NOERROR", &[], None)
         },
-        case(&["+tcp", "tcp.up.test", "A"], "NOERROR", &["tcp.up.test. A 192.0.2.40"], None),
+        case(
+            &["+tcp", "tcp.up.test", "A"],
+            "NOERROR",
+            &["tcp.up.test. A 192.0.2.40"],
+            None,
+        ),
         // An answer too large for UDP: TC=1 over UDP, the whole of it over TCP.
         Case {
             flag: Some("tc"),
@@ -358,7 +482,11 @@ fn rpz_cases_on_the_wire() {
         for round in ["fresh", "cached"] {
             let d = dig(port, c.args);
             let answer: Vec<String> = d.answer.iter().map(|r| without_ttl(r)).collect();
-            let ede_rule = d.ede.as_deref().and_then(|e| e.split("(Filtered): (").nth(1)).map(|e| e.trim_end_matches(')'));
+            let ede_rule = d
+                .ede
+                .as_deref()
+                .and_then(|e| e.split("(Filtered): (").nth(1))
+                .map(|e| e.trim_end_matches(')'));
             let mut problems = Vec::new();
             if d.status != c.status {
                 problems.push(format!("status {:?}", d.status));
@@ -377,24 +505,44 @@ fn rpz_cases_on_the_wire() {
             // A rewritten answer carries its zone's SOA in the additional section.
             if let Some(rule) = c.ede {
                 let zone = rule.split(' ').nth(1).unwrap_or("");
-                if !d.additional.iter().any(|r| r.starts_with(&format!("{zone}. ")) && r.contains(" SOA ")) {
+                if !d
+                    .additional
+                    .iter()
+                    .any(|r| r.starts_with(&format!("{zone}. ")) && r.contains(" SOA "))
+                {
                     problems.push(format!("additional {:?}", d.additional));
                 }
             }
             if !problems.is_empty() {
-                failures.push(format!("{:?} ({round}): {}\n{}", c.args, problems.join(", "), d.raw));
+                failures.push(format!(
+                    "{:?} ({round}): {}\n{}",
+                    c.args,
+                    problems.join(", "),
+                    d.raw
+                ));
             }
         }
     }
     // The big answer arrives whole over TCP (dig retries on TC by itself).
     let big = dig(port, &["big.up.test", "AAAA"]);
     if big.answer.len() != 60 {
-        failures.push(format!("big.up.test over TCP: {} records\n{}", big.answer.len(), big.raw));
+        failures.push(format!(
+            "big.up.test over TCP: {} records\n{}",
+            big.answer.len(),
+            big.raw
+        ));
     }
     let log = std::fs::read_to_string(dir.join("filter.log")).unwrap_or_default();
-    assert!(failures.is_empty(), "{}\n--- filter log:\n{log}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{}\n--- filter log:\n{log}",
+        failures.join("\n")
+    );
     // What the log says about the zones, and what it never says: client addresses.
-    assert!(log.contains("loaded zone first.rpz (12 rules, 1 nsdname/nsip rules not applied"), "{log}");
+    assert!(
+        log.contains("loaded zone first.rpz (12 rules, 1 nsdname/nsip rules not applied"),
+        "{log}"
+    );
     assert!(log.contains("loaded zone second.rpz (3 rules"), "{log}");
     assert!(!log.contains("client"), "{log}");
     let _ = std::fs::remove_dir_all(&dir);
@@ -407,14 +555,30 @@ fn upstream_down_is_servfail() {
     // One upstream refuses (nothing listens on its port), the other never answers.
     let refused = format!("127.0.0.1:{}", free_port());
     let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-    let silent_addr = silent.local_addr().unwrap_or_else(|e| panic!("{e}")).to_string();
+    let silent_addr = silent
+        .local_addr()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .to_string();
     let (_filter, port) = start_filter(
         &dir,
-        &["--upstream", &refused, "--upstream", &silent_addr, "--upstream-timeout", "300", "--zone-file", path(&dir.join("first.rpz"))],
+        &[
+            "--upstream",
+            &refused,
+            "--upstream",
+            &silent_addr,
+            "--upstream-timeout",
+            "300",
+            "--zone-file",
+            path(&dir.join("first.rpz")),
+        ],
     );
     let d = dig(port, &["www.up.test", "A"]);
     assert_eq!(d.status, "SERVFAIL", "{}", d.raw);
-    assert!(d.ede.as_deref().is_some_and(|e| e.starts_with("22 ")), "{}", d.raw);
+    assert!(
+        d.ede.as_deref().is_some_and(|e| e.starts_with("22 ")),
+        "{}",
+        d.raw
+    );
     // Blocked names need no upstream.
     let d = dig(port, &["blocked.up.test", "A"]);
     assert_eq!(d.status, "NXDOMAIN", "{}", d.raw);
@@ -430,7 +594,8 @@ fn a_cached_name_is_blocked_as_soon_as_it_is_listed() {
     let header = "$ORIGIN late.rpz.\n@ SOA localhost. root.localhost. 1 3600 600 86400 60\n";
     write(&zone, &format!("{header}other.up.test CNAME .\n"));
     let upstream = format!("127.0.0.1:{up}");
-    let (_filter, port) = start_filter(&dir, &["--upstream", &upstream, "--zone-file", path(&zone)]);
+    let (_filter, port) =
+        start_filter(&dir, &["--upstream", &upstream, "--zone-file", path(&zone)]);
     for name in ["late.up.test", "keep.up.test"] {
         let d = dig(port, &[name, "A"]);
         assert_eq!(d.status, "NOERROR", "{}", d.raw);
@@ -438,14 +603,26 @@ fn a_cached_name_is_blocked_as_soon_as_it_is_listed() {
     // The upstream goes away: cached answers are all that is left.
     drop(named);
     let d = dig(port, &["late.up.test", "A"]);
-    assert_eq!(d.answer.iter().map(|r| without_ttl(r)).collect::<Vec<_>>(), ["late.up.test. A 192.0.2.50"], "{}", d.raw);
+    assert_eq!(
+        d.answer.iter().map(|r| without_ttl(r)).collect::<Vec<_>>(),
+        ["late.up.test. A 192.0.2.50"],
+        "{}",
+        d.raw
+    );
     // The rule arrives; the cached answer is not served any more.
     write(&zone, &format!("{header}late.up.test CNAME .\n"));
-    wait_until("late.up.test to be blocked", Duration::from_secs(10), || {
-        dig(port, &["late.up.test", "A"]).status == "NXDOMAIN"
-    });
+    wait_until(
+        "late.up.test to be blocked",
+        Duration::from_secs(10),
+        || dig(port, &["late.up.test", "A"]).status == "NXDOMAIN",
+    );
     let d = dig(port, &["late.up.test", "A"]);
-    assert_eq!(d.ede.as_deref(), Some("17 (Filtered): (zone late.rpz rule late.up.test)"), "{}", d.raw);
+    assert_eq!(
+        d.ede.as_deref(),
+        Some("17 (Filtered): (zone late.rpz rule late.up.test)"),
+        "{}",
+        d.raw
+    );
     // Another cached name is still answered.
     let d = dig(port, &["keep.up.test", "A"]);
     assert_eq!(d.status, "NOERROR", "{}", d.raw);
@@ -455,6 +632,9 @@ fn a_cached_name_is_blocked_as_soon_as_it_is_listed() {
     let d = dig(port, &["late.up.test", "A"]);
     assert_eq!(d.status, "NXDOMAIN", "{}", d.raw);
     let log = std::fs::read_to_string(dir.join("filter.log")).unwrap_or_default();
-    assert!(log.contains("reload failed: the running policy is kept"), "{log}");
+    assert!(
+        log.contains("reload failed: the running policy is kept"),
+        "{log}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -24,7 +24,8 @@ pub fn drive(front: &Front, query: &[u8], upstream: &[u8]) -> Vec<(bool, Vec<u8>
             Outcome::Upstream => {
                 let mut fetched = Fetched::default();
                 for _ in 0..3 {
-                    let step = front.respond(query, client, tcp, Instant::now(), &fetched, &mut out);
+                    let step =
+                        front.respond(query, client, tcp, Instant::now(), &fetched, &mut out);
                     let (key, main) = match step {
                         Step::Done(Outcome::Reply) => {
                             answers.push((tcp, out.clone()));
@@ -64,7 +65,10 @@ pub fn check_answer(query: &[u8], answer: &[u8], tcp: bool) {
     assert_eq!(answer.get(..2), query.get(..2), "answer ID differs");
     assert!(answer.get(2).is_some_and(|f| f & 0x80 != 0), "QR not set");
     if !tcp {
-        assert!(answer.len() <= usize::from(super::UDP_PAYLOAD), "UDP answer over the payload size");
+        assert!(
+            answer.len() <= usize::from(super::UDP_PAYLOAD),
+            "UDP answer over the payload size"
+        );
     }
     let msg = domain::base::Message::from_octets(answer).unwrap_or_else(|e| panic!("{e}"));
     let mut section = msg.question();

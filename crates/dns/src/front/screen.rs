@@ -19,7 +19,7 @@ use super::message::{self, TYPE_SOA};
 /// matches: both methods run for every query.
 pub trait Screen: Send + Sync + 'static {
     /// The verdict for a query name (lowercase presentation form, no trailing dot;
-    /// see [`name_text`](crate::front)), from QNAME and client-address triggers.
+    /// odd bytes as `\DDD`), from QNAME and client-address triggers.
     /// Checked before the cache and the upstreams. `client` may be matched against
     /// RPZ-CLIENT-IP triggers and must not be logged or stored.
     fn qname(&self, qname: &str, client: IpAddr) -> Option<Verdict>;

@@ -644,9 +644,15 @@ fn bad_queries_get_formerr_notimp_refused() {
 #[test]
 fn fuzz_entry_point_checks_hold_for_plain_cases() {
     let mut s = TestScreen::default();
-    s.names.insert("blocked.up.test".into(), verdict("blocked.up.test", Policy::Nxdomain));
+    s.names.insert(
+        "blocked.up.test".into(),
+        verdict("blocked.up.test", Policy::Nxdomain),
+    );
     let garden = Redirect::new("www.up.test").unwrap_or_else(|e| panic!("{e}"));
-    s.names.insert("redir.up.test".into(), verdict("redir.up.test", Policy::Redirect(Arc::new(garden))));
+    s.names.insert(
+        "redir.up.test".into(),
+        verdict("redir.up.test", Policy::Redirect(Arc::new(garden))),
+    );
     let f = front(s);
     // An upstream answer for www.up.test A, as a server writes it.
     let mut up = message::build_query(0x4242, &wire("www.up.test"), TYPE_A, false, false, 1232);
@@ -656,7 +662,12 @@ fn fuzz_entry_point_checks_hold_for_plain_cases() {
     up[11] = 0;
     up.extend_from_slice(&[0xC0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 10]);
     // The upstream answer does not answer other.up.test: no answer for it.
-    for (name, n) in [("www.up.test", 2), ("blocked.up.test", 2), ("redir.up.test", 2), ("other.up.test", 0)] {
+    for (name, n) in [
+        ("www.up.test", 2),
+        ("blocked.up.test", 2),
+        ("redir.up.test", 2),
+        ("other.up.test", 0),
+    ] {
         let q = query(name, TYPE_A, true);
         let answers = fuzzing::drive(&f, &q, &up);
         assert_eq!(answers.len(), n, "{name}");
