@@ -638,3 +638,46 @@ fn a_cached_name_is_blocked_as_soon_as_it_is_listed() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn bad_zone_files_and_configs_are_exit_2_naming_the_place() {
+    let dir = workdir("bad");
+    let zone = dir.join("broken.rpz");
+    write(
+        &zone,
+        "$ORIGIN x.rpz.\n@ SOA a. b. 1 2 3 4 5\nevil.example CNAME (\n",
+    );
+    let config = dir.join("filter.toml");
+    write(
+        &config,
+        "upstreams = [\"127.0.0.1:53\"]\nlisten_on = \"127.0.0.1:53\"\n",
+    );
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["--upstream", "127.0.0.1:9", "--zone-file", path(&zone)],
+            "broken.rpz: line 3: unbalanced parentheses",
+        ),
+        (
+            &[
+                "--upstream",
+                "127.0.0.1:9",
+                "--zone-file",
+                "/nonexistent/zone.rpz",
+            ],
+            "/nonexistent/zone.rpz: cannot read",
+        ),
+        (&["--config", path(&config)], "unknown field `listen_on`"),
+        (&["--zone-file", path(&zone)], "no upstream"),
+    ];
+    for (args, want) in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_sharedefend"))
+            .args(["filter", "serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(want), "{args:?}: {stderr}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

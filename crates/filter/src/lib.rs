@@ -324,3 +324,53 @@ async fn watch(settings: Settings, screen: Arc<LiveScreen>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_file_reads_and_defaults_apply() {
+        let text = r#"
+listen = "127.0.0.1:5353"
+upstreams = ["127.0.0.1:5300", "[::1]:53"]
+upstream_timeout_ms = 250
+io = "tokio"
+allow = ["bank.example"]
+
+[[zone_files]]
+file = "a.rpz"
+
+[[zone_files]]
+file = "b.rpz"
+name = "b.rpz"
+policy = "log-only"
+"#;
+        let config: FilterConfig = toml::from_str(text).unwrap_or_else(|e| panic!("{e}"));
+        let s = config.settings().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.listen.to_string(), "127.0.0.1:5353");
+        assert_eq!(s.front.upstreams.len(), 2);
+        assert_eq!(s.front.upstream_timeout, Duration::from_millis(250));
+        assert_eq!(s.front.io, Io::Tokio);
+        assert_eq!(s.front.cache_bytes, dns::front::DEFAULT_CACHE_BYTES);
+        assert_eq!(s.zone_files.len(), 2);
+        assert_eq!(s.zone_files[1].policy, ZonePolicy::LogOnly);
+        let bad = |t: &str| {
+            toml::from_str::<FilterConfig>(t)
+                .map_err(|e| e.to_string())
+                .and_then(|c| c.settings().map(|_| ()).map_err(|e| e.to_string()))
+        };
+        assert!(
+            bad("upstreams = [\"127.0.0.1:53\"]\nio = \"fibers\"\n")
+                .is_err_and(|e| e.contains("io \"fibers\""))
+        );
+        assert!(bad("upstreams = []\n").is_err_and(|e| e.contains("no upstream")));
+        assert!(
+            bad(
+                "upstreams = [\"127.0.0.1:53\"]\n[[zone_files]]\nfile = \"a\"\npolicy = \"block\"\n"
+            )
+            .is_err_and(|e| e.contains("unknown policy"))
+        );
+        assert!(bad("upstream = [\"127.0.0.1:53\"]\n").is_err_and(|e| e.contains("unknown field")));
+    }
+}
