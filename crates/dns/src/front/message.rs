@@ -464,6 +464,8 @@ pub(crate) fn parse_answer(
     for (section, &n) in counts.iter().enumerate() {
         for _ in 0..n {
             let rr = skip_record(buf, at).ok_or(Malformed)?;
+            // Every owner must decompress: the bytes are passed on to clients.
+            read_name(buf, at, &mut scratch).ok_or(Malformed)?;
             if section == 2 && rr.rtype == TYPE_OPT {
                 cut = Some(at);
                 break;
