@@ -10,6 +10,7 @@ mod allowlist;
 mod check;
 mod explain;
 mod export;
+mod filter;
 mod hubcli;
 mod import;
 mod input;
@@ -46,6 +47,7 @@ enum Command {
     Hub(serve::HubArgs),
     Partner(partner::Args),
     Verify(verify::Args),
+    Filter(filter::FilterArgs),
 }
 
 /// Exit code for errors (bad input, unreadable file).
@@ -65,6 +67,7 @@ fn main() -> ExitCode {
         Command::Hub(args) => serve::run(&args),
         Command::Partner(args) => partner::run(&args),
         Command::Verify(args) => verify::run(&args),
+        Command::Filter(args) => filter::run(&args),
     };
     match result {
         Ok(code) => code,

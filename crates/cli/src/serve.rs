@@ -67,7 +67,7 @@ pub fn run(args: &HubArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn init_logs() {
+pub(crate) fn init_logs() {
     let level = match std::env::var("RUST_LOG").as_deref() {
         Ok("trace") => tracing::Level::TRACE,
         Ok("debug") => tracing::Level::DEBUG,
@@ -240,7 +240,7 @@ async fn watch_config(path: PathBuf, server: dns::Server) {
 }
 
 /// Completes on SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

@@ -9,12 +9,17 @@
 //! address, and NOTIFY (RFC 1996) to each partner's servers when a serial changes
 //! and once at start-up.
 //!
+//! The same crate is the filter's query path ([`front`]): client queries over UDP and
+//! TCP, forwarding, the answer cache, and RPZ rewrites decided by a [`front::Screen`]
+//! the filter implements.
+//!
 //! The crate knows nothing of the store: it reads zones through [`ZoneSource`], which
 //! the hub implements over its journal. Only this crate knows the `domain` library
 //! (wire format, name compression, TSIG); see `docs/ARCHITECTURE.md` for why `domain`
 //! and not hickory.
 
 mod config;
+pub mod front;
 mod notify;
 mod server;
 mod wire;

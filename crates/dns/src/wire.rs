@@ -484,3 +484,104 @@ mod tests {
         assert!(messages > 10, "{messages}");
     }
 }
+
+/// Encodes record data written in presentation form (`A 192.0.2.1`, `TXT "a b"`,
+/// `MX 10 mail.example.`) as `(type code, wire data)`, with `domain`'s scanner.
+/// Quoted strings are one token; names are taken as absolute.
+pub(crate) fn encode_rdata(rtype: &str, data: &str) -> Result<(u16, Vec<u8>), String> {
+    use domain::base::rdata::ComposeRecordData;
+    use domain::base::scan::IterScanner;
+    use domain::rdata::ZoneRecordData;
+
+    let code = rtype
+        .parse::<Rtype>()
+        .map_err(|_| format!("unknown record type {rtype:?}"))?;
+    let tokens = rdata_tokens(data)?;
+    let mut scanner = IterScanner::<_, Vec<u8>>::new(tokens.iter());
+    let parsed = ZoneRecordData::<Vec<u8>, Dname>::scan(code, &mut scanner)
+        .map_err(|e| format!("{rtype} {data}: {e}"))?;
+    if !scanner.is_exhausted() {
+        return Err(format!("{rtype} {data}: trailing data"));
+    }
+    let mut out = Vec::new();
+    parsed
+        .compose_rdata(&mut out)
+        .map_err(|_| format!("{rtype} {data}: record data too long"))?;
+    Ok((code.to_int(), out))
+}
+
+/// Splits record data into tokens: white space separates, a quoted string is one
+/// token (quotes removed, escapes kept for the scanner).
+fn rdata_tokens(data: &str) -> Result<Vec<String>, String> {
+    let mut tokens = Vec::new();
+    let mut chars = data.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        if c.is_whitespace() {
+            chars.next();
+            continue;
+        }
+        let mut token = String::new();
+        if c == '"' {
+            chars.next();
+            let mut closed = false;
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => {
+                        token.push('\\');
+                        if let Some(n) = chars.next() {
+                            token.push(n);
+                        }
+                    }
+                    '"' => {
+                        closed = true;
+                        break;
+                    }
+                    ' ' => token.push_str("\\032"),
+                    _ => token.push(c),
+                }
+            }
+            if !closed {
+                return Err(format!("unterminated quoted string in {data:?}"));
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c.is_whitespace() {
+                    break;
+                }
+                token.push(c);
+                chars.next();
+            }
+        }
+        tokens.push(token);
+    }
+    Ok(tokens)
+}
+
+#[cfg(test)]
+mod rdata_tests {
+    use super::encode_rdata;
+
+    #[test]
+    fn presentation_data_is_encoded() {
+        let ok = |t: &str, d: &str| encode_rdata(t, d).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(ok("A", "192.0.2.1"), (1, vec![192, 0, 2, 1]));
+        assert_eq!(ok("AAAA", "2001:db8::1").1.len(), 16);
+        assert_eq!(
+            ok("TXT", "\"blocked here\"").1,
+            b"\x0cblocked here".to_vec()
+        );
+        assert_eq!(ok("TXT", "\"a\" \"b\"").1, b"\x01a\x01b".to_vec());
+        assert_eq!(
+            ok("MX", "10 mail.example.").1,
+            b"\x00\x0a\x04mail\x07example\x00".to_vec()
+        );
+        assert_eq!(
+            ok("CNAME", "garden.example").1,
+            b"\x06garden\x07example\x00".to_vec()
+        );
+        assert!(encode_rdata("A", "not-an-address").is_err());
+        assert!(encode_rdata("A", "192.0.2.1 192.0.2.2").is_err());
+        assert!(encode_rdata("NOPE", "x").is_err());
+        assert!(encode_rdata("TXT", "\"open").is_err());
+    }
+}

@@ -60,6 +60,135 @@ pub fn parse(text: &str) -> Result<Parsed, ReadError> {
     Ok(parsed)
 }
 
+/// What a zone file says about itself, for a resolver that serves it: the apex and
+/// the SOA (BIND puts the policy zone's SOA in the additional section of every
+/// rewritten answer).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ZoneHead {
+    /// The apex without the trailing dot, lowercase: the SOA owner when absolute,
+    /// else the first absolute `$ORIGIN`; `None` when the file does not say.
+    pub apex: Option<String>,
+    pub soa: Option<SoaData>,
+}
+
+/// The SOA record's data, names absolute without the trailing dot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SoaData {
+    /// The record's TTL (its own, else the last `$TTL`, else its MINIMUM).
+    pub ttl: u32,
+    pub mname: String,
+    pub rname: String,
+    pub serial: u32,
+    pub refresh: u32,
+    pub retry: u32,
+    pub expire: u32,
+    pub minimum: u32,
+}
+
+/// Reads the apex and SOA of an RPZ zone file, stopping at the SOA record. Entries
+/// that do not parse are skipped ([`parse`] reports them); an unbalanced `(` ends the
+/// scan with what was found so far.
+pub fn head(text: &str) -> ZoneHead {
+    let mut lexer = Lexer {
+        text,
+        pos: 0,
+        line: 1,
+    };
+    let mut tokens = Vec::with_capacity(16);
+    let mut origin = Name {
+        text: Cow::Borrowed(""),
+        absolute: false,
+    };
+    let mut first_origin: Option<String> = None;
+    let mut default_ttl: Option<u32> = None;
+    let mut previous: Option<Name<'_>> = None;
+    let lower = |n: &Name<'_>| n.text.to_ascii_lowercase();
+    while let Ok(Some(entry)) = lexer.next_entry(&mut tokens) {
+        if entry.problem.is_some() {
+            continue;
+        }
+        let Some(first) = tokens.first() else {
+            continue;
+        };
+        if !first.quoted && first.text.starts_with('$') {
+            let arg = tokens.get(1).filter(|t| !t.quoted && tokens.len() == 2);
+            if first.text.eq_ignore_ascii_case("$ORIGIN") {
+                if let Some(Ok(o)) = arg.map(|a| resolve(a.text, &origin)) {
+                    if o.absolute && first_origin.is_none() {
+                        first_origin = Some(lower(&o));
+                    }
+                    origin = o;
+                }
+            } else if first.text.eq_ignore_ascii_case("$TTL") {
+                default_ttl = arg.and_then(|a| parse_ttl(a.text)).or(default_ttl);
+            }
+            continue;
+        }
+        let (owner, rest) = if entry.blank_owner {
+            match &previous {
+                Some(p) => (p.clone(), tokens.as_slice()),
+                None => continue,
+            }
+        } else {
+            match resolve(first.text, &origin) {
+                Ok(o) => (o, tokens.get(1..).unwrap_or_default()),
+                Err(_) => continue,
+            }
+        };
+        previous = Some(owner.clone());
+        let mut ttl = None;
+        let mut fields = rest.iter();
+        let rtype = loop {
+            match fields.next() {
+                Some(t) if t.text.as_bytes().first().is_some_and(u8::is_ascii_digit) => {
+                    ttl = parse_ttl(t.text);
+                }
+                Some(t) if CLASSES.iter().any(|c| c.eq_ignore_ascii_case(t.text)) => {}
+                other => break other,
+            }
+        };
+        if !rtype.is_some_and(|t| t.text.eq_ignore_ascii_case("SOA")) {
+            continue;
+        }
+        let rdata = fields.as_slice();
+        let [mname, rname, serial, refresh, retry, expire, minimum] = rdata else {
+            continue;
+        };
+        let names = (resolve(mname.text, &origin), resolve(rname.text, &origin));
+        let (Ok(mname), Ok(rname)) = names else {
+            continue;
+        };
+        let timers = [refresh, retry, expire, minimum].map(|t| parse_ttl(t.text));
+        let (Ok(serial), [Some(refresh), Some(retry), Some(expire), Some(minimum)]) =
+            (serial.text.parse::<u32>(), timers)
+        else {
+            continue;
+        };
+        let apex = if owner.absolute {
+            Some(lower(&owner))
+        } else {
+            first_origin
+        };
+        return ZoneHead {
+            apex,
+            soa: Some(SoaData {
+                ttl: ttl.or(default_ttl).unwrap_or(minimum),
+                mname: lower(&mname),
+                rname: lower(&rname),
+                serial,
+                refresh,
+                retry,
+                expire,
+                minimum,
+            }),
+        };
+    }
+    ZoneHead {
+        apex: first_origin,
+        soa: None,
+    }
+}
+
 // ---------------------------------------------------------------------------------
 // Lexing: tokens of one entry (a record or directive), parentheses joined.
 
@@ -1050,6 +1179,37 @@ mod tests {
             Err(e) => format!("error {e}\n"),
         };
         expect.assert_eq(&actual);
+    }
+
+    #[test]
+    fn head_reads_apex_and_soa() {
+        let head = super::head(
+            "$TTL 60\n$ORIGIN Feed.RPZ.\n@ SOA ns hostmaster.example. 7 3600 600 86400 30\n@ NS ns\nx CNAME .\n",
+        );
+        expect![[r#"
+            ZoneHead {
+                apex: Some(
+                    "feed.rpz",
+                ),
+                soa: Some(
+                    SoaData {
+                        ttl: 60,
+                        mname: "ns.feed.rpz",
+                        rname: "hostmaster.example",
+                        serial: 7,
+                        refresh: 3600,
+                        retry: 600,
+                        expire: 86400,
+                        minimum: 30,
+                    },
+                ),
+            }"#]]
+        .assert_eq(&format!("{head:#?}"));
+        let bare = super::head("evil.example CNAME .\n");
+        assert_eq!(bare, super::ZoneHead::default());
+        let own_ttl = super::head("feed.rpz. 10 IN SOA a. b. 1 2 3 4 5\n");
+        assert_eq!(own_ttl.apex.as_deref(), Some("feed.rpz"));
+        assert_eq!(own_ttl.soa.map(|s| s.ttl), Some(10));
     }
 
     #[test]

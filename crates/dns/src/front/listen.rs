@@ -1,0 +1,272 @@
+//! The listeners: UDP sockets sharing one port (`SO_REUSEPORT`, so the kernel
+//! spreads clients over them) and one TCP listener.
+//!
+//! Two ways of reading the UDP sockets are kept because which is faster depends on
+//! the machine and was measured (`docs/ARCHITECTURE.md`): [`Io::Threads`] gives each
+//! socket an OS thread in a blocking `recv_from`/`send_to` loop, the shortest path a
+//! cached or blocked answer can take; [`Io::Tokio`] reads them from tasks. Either
+//! way a cache miss becomes a task on the tokio runtime that sends its answer when
+//! the upstream has replied, and TCP is served by tasks, one per connection.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
+
+use super::{Front, Io, Outcome};
+
+/// How long a TCP connection may stay idle between queries (RFC 7766 §6.2.3).
+const TCP_IDLE: Duration = Duration::from_secs(10);
+/// TCP connections served at once; more wait in the accept queue.
+const TCP_MAX_CONNECTIONS: usize = 1_024;
+/// How often a blocked UDP reader thread looks at the stop flag.
+const STOP_POLL: Duration = Duration::from_millis(200);
+/// Socket receive buffer asked for (the kernel may cap it).
+const RECV_BUFFER: usize = 4 << 20;
+
+/// Bound sockets, ready to serve.
+#[derive(Debug)]
+pub struct Listeners {
+    udp: Vec<std::net::UdpSocket>,
+    tcp: std::net::TcpListener,
+    addr: SocketAddr,
+}
+
+impl Listeners {
+    /// The address served (the port resolved when 0 was asked).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+fn udp_socket(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_reuse_address(true)?;
+    #[cfg(unix)]
+    socket.set_reuse_port(true)?;
+    // A larger buffer absorbs bursts; refusal is not an error.
+    let _ = socket.set_recv_buffer_size(RECV_BUFFER);
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
+impl Front {
+    /// Binds the UDP sockets (one per core unless configured) and the TCP listener
+    /// on `addr`.
+    pub fn bind(&self, addr: SocketAddr) -> std::io::Result<Listeners> {
+        let n = match self.inner.config.udp_sockets {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        };
+        let first = udp_socket(addr)?;
+        let addr = first.local_addr()?;
+        let mut udp = vec![first];
+        for _ in 1..n {
+            udp.push(udp_socket(addr)?);
+        }
+        let tcp = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        tcp.set_reuse_address(true)?;
+        tcp.bind(&addr.into())?;
+        tcp.listen(1_024)?;
+        Ok(Listeners {
+            udp,
+            tcp: tcp.into(),
+            addr,
+        })
+    }
+
+    /// Serves on `listeners` until `shutdown` completes. Must run inside a tokio
+    /// runtime (cache misses and TCP are tasks on it).
+    pub async fn serve(
+        self,
+        listeners: Listeners,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        let Listeners { udp, tcp, .. } = listeners;
+        tcp.set_nonblocking(true)?;
+        let tcp = tokio::net::TcpListener::from_std(tcp)?;
+        let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(self.clone().tcp_loop(tcp));
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::new();
+        match self.inner.config.io {
+            Io::Threads => {
+                let runtime = tokio::runtime::Handle::current();
+                for (i, socket) in udp.into_iter().enumerate() {
+                    socket.set_read_timeout(Some(STOP_POLL))?;
+                    let front = self.clone();
+                    let stop = stop.clone();
+                    let runtime = runtime.clone();
+                    threads.push(
+                        std::thread::Builder::new()
+                            .name(format!("udp-{i}"))
+                            .spawn(move || front.udp_thread(Arc::new(socket), runtime, &stop))?,
+                    );
+                }
+            }
+            Io::Tokio => {
+                for socket in udp {
+                    socket.set_nonblocking(true)?;
+                    let socket = Arc::new(tokio::net::UdpSocket::from_std(socket)?);
+                    tasks.spawn(self.clone().udp_task(socket));
+                }
+            }
+        }
+        let result = tokio::select! {
+            () = shutdown => Ok(()),
+            Some(r) = tasks.join_next() => match r {
+                Ok(Err(e)) => Err(e),
+                _ => Ok(()),
+            },
+        };
+        stop.store(true, Ordering::Relaxed);
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+        let joined = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        });
+        let _ = joined.await;
+        result
+    }
+
+    fn udp_thread(
+        &self,
+        socket: Arc<std::net::UdpSocket>,
+        runtime: tokio::runtime::Handle,
+        stop: &AtomicBool,
+    ) {
+        let mut buf = vec![0u8; 65_535];
+        let mut out = Vec::with_capacity(4_096);
+        while !stop.load(Ordering::Relaxed) {
+            let (len, src) = match socket.recv_from(&mut buf) {
+                Ok(x) => x,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock
+                            | std::io::ErrorKind::TimedOut
+                            | std::io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    continue;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "udp receive failed");
+                    continue;
+                }
+            };
+            let query = buf.get(..len).unwrap_or_default();
+            match self.answer_now(query, src.ip(), false, &mut out) {
+                Outcome::Reply => {
+                    let _ = socket.send_to(&out, src);
+                }
+                Outcome::Drop => {}
+                Outcome::Upstream => {
+                    let front = self.clone();
+                    let socket = socket.clone();
+                    let query = query.to_vec();
+                    runtime.spawn(async move {
+                        let mut out = Vec::new();
+                        if front.answer(&query, src.ip(), false, &mut out).await == Outcome::Reply {
+                            // A UDP send does not block in practice; the socket is
+                            // the blocking one the reader thread owns.
+                            let _ = socket.send_to(&out, src);
+                        }
+                    });
+                }
+            }
+        }
+    }
+
+    async fn udp_task(self, socket: Arc<tokio::net::UdpSocket>) -> std::io::Result<()> {
+        let mut buf = vec![0u8; 65_535];
+        let mut out = Vec::with_capacity(4_096);
+        loop {
+            let (len, src) = match socket.recv_from(&mut buf).await {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::debug!(error = %e, "udp receive failed");
+                    continue;
+                }
+            };
+            let query = buf.get(..len).unwrap_or_default();
+            match self.answer_now(query, src.ip(), false, &mut out) {
+                Outcome::Reply => {
+                    let _ = socket.send_to(&out, src).await;
+                }
+                Outcome::Drop => {}
+                Outcome::Upstream => {
+                    let front = self.clone();
+                    let socket = socket.clone();
+                    let query = query.to_vec();
+                    tokio::spawn(async move {
+                        let mut out = Vec::new();
+                        if front.answer(&query, src.ip(), false, &mut out).await == Outcome::Reply {
+                            let _ = socket.send_to(&out, src).await;
+                        }
+                    });
+                }
+            }
+        }
+    }
+
+    async fn tcp_loop(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+        let limit = Arc::new(Semaphore::new(TCP_MAX_CONNECTIONS));
+        loop {
+            let Ok(permit) = limit.clone().acquire_owned().await else {
+                return Ok(());
+            };
+            let (stream, src) = match listener.accept().await {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::debug!(error = %e, "tcp accept failed");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            };
+            let front = self.clone();
+            tokio::spawn(async move {
+                let _ = front.tcp_connection(stream, src.ip()).await;
+                drop(permit);
+            });
+        }
+    }
+
+    async fn tcp_connection(self, mut stream: TcpStream, client: IpAddr) -> std::io::Result<()> {
+        let _ = stream.set_nodelay(true);
+        let mut out = Vec::with_capacity(4_096);
+        loop {
+            let mut len = [0u8; 2];
+            match tokio::time::timeout(TCP_IDLE, stream.read_exact(&mut len)).await {
+                Ok(Ok(_)) => {}
+                _ => return Ok(()),
+            }
+            let mut query = vec![0u8; usize::from(u16::from_be_bytes(len))];
+            match tokio::time::timeout(TCP_IDLE, stream.read_exact(&mut query)).await {
+                Ok(Ok(_)) => {}
+                _ => return Ok(()),
+            }
+            let outcome = match self.answer_now(&query, client, true, &mut out) {
+                Outcome::Upstream => self.answer(&query, client, true, &mut out).await,
+                o => o,
+            };
+            if outcome != Outcome::Reply {
+                // DROP over TCP: close, as BIND does.
+                return Ok(());
+            }
+            let len = u16::try_from(out.len())
+                .map_err(|_| std::io::Error::other("answer over 64 KiB"))?;
+            let mut framed = Vec::with_capacity(out.len() + 2);
+            framed.extend_from_slice(&len.to_be_bytes());
+            framed.extend_from_slice(&out);
+            stream.write_all(&framed).await?;
+        }
+    }
+}

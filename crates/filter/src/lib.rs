@@ -1,0 +1,376 @@
+//! The ISP's protective DNS filter: the resolver an ISP puts in front of its
+//! customers, which stops the lookups of names the hub's policy zones list.
+//!
+//! The filter loads policy zones (RPZ) and a local allowlist into a policy snapshot,
+//! hands the `dns` crate's query path ([`dns::front::Front`]) a [`Screen`] over it,
+//! and serves. The snapshot is immutable; a reload builds a new one from scratch and
+//! swaps it in atomically (`arc-swap`), so a query never sees half a change and the
+//! query path takes no lock. Zone files are watched (size and modification time)
+//! and reloaded when they change; a file that no longer loads leaves the running
+//! policy as it was.
+//!
+//! For now the policy is [`ReferenceScreen`], plain hash maps with BIND's RPZ
+//! semantics; the compact matcher of the `policy` crate will take its place and this
+//! one stays as its test oracle. Privacy: no client address is logged or stored
+//! here; it is passed to the policy only for RPZ-CLIENT-IP triggers.
+
+mod allow;
+mod reference;
+mod zones;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwap;
+use dns::front::{Front, FrontConfig, Io, Screen, Verdict};
+use serde::Deserialize;
+
+pub use allow::Allowlist;
+pub use reference::{ReferenceScreen, ZonePolicy, ZoneRules, rpz_ip_owner};
+pub use zones::{LoadError, LoadReport, Loaded, ZoneFile, load};
+
+/// Where the filter listens when neither flag nor config says.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:53";
+/// How often the zone and allowlist files are checked for changes.
+pub const RELOAD_POLL: Duration = Duration::from_secs(1);
+
+/// The filter's configuration file (TOML). Every field can also be given as a
+/// flag; flags win.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FilterConfig {
+    /// Address for UDP and TCP.
+    pub listen: Option<SocketAddr>,
+    /// Resolvers to forward to, in order of preference.
+    #[serde(default)]
+    pub upstreams: Vec<SocketAddr>,
+    /// Per-upstream timeout in milliseconds [default: 1000].
+    pub upstream_timeout_ms: Option<u64>,
+    /// Bytes the answer cache may hold [default: 64 MiB].
+    pub cache_bytes: Option<usize>,
+    /// UDP sockets (reader threads) on the port; 0 = one per core.
+    pub udp_sockets: Option<usize>,
+    /// `threads` (default) or `tokio`.
+    pub io: Option<String>,
+    /// Policy zones, first match wins.
+    #[serde(default)]
+    pub zone_files: Vec<ZoneFileConfig>,
+    /// Names never filtered (each with everything below it).
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Files of allowed names, one per line.
+    #[serde(default)]
+    pub allow_files: Vec<PathBuf>,
+}
+
+/// One `[[zone_files]]` table.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneFileConfig {
+    pub file: PathBuf,
+    pub name: Option<String>,
+    /// `given`, `log-only`, `nxdomain`, `nodata`, `passthru`, `drop`, `tcp-only`,
+    /// `cname NAME`.
+    pub policy: Option<String>,
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum FilterError {
+    #[error("{0}")]
+    Config(String),
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error("{path}: {message}", path = .0.display(), message = .1)]
+    Allowlist(PathBuf, String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The effective settings: config file and flags merged, defaults applied, checked.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub front: FrontConfig,
+    pub zone_files: Vec<ZoneFile>,
+    pub allow: Vec<String>,
+    pub allow_files: Vec<PathBuf>,
+}
+
+impl FilterConfig {
+    /// Checks the configuration and applies the defaults.
+    pub fn settings(&self) -> Result<Settings, FilterError> {
+        let bad = |m: String| FilterError::Config(m);
+        if self.upstreams.is_empty() {
+            return Err(bad(
+                "no upstream: give --upstream ADDR:PORT (or upstreams in the config)".into(),
+            ));
+        }
+        let io = match self.io.as_deref() {
+            None => Io::default(),
+            Some(t) => {
+                Io::parse(t).ok_or_else(|| bad(format!("io {t:?}: expected threads or tokio")))?
+            }
+        };
+        let timeout = match self.upstream_timeout_ms {
+            None => dns::front::DEFAULT_UPSTREAM_TIMEOUT,
+            Some(0) => return Err(bad("upstream_timeout_ms must be above 0".into())),
+            Some(ms) => Duration::from_millis(ms),
+        };
+        let mut zone_files = Vec::with_capacity(self.zone_files.len());
+        for z in &self.zone_files {
+            let policy = match z.policy.as_deref() {
+                None => ZonePolicy::Given,
+                Some(p) => ZonePolicy::parse(p).ok_or_else(|| {
+                    bad(format!(
+                        "zone file {}: unknown policy {p:?}",
+                        z.file.display()
+                    ))
+                })?,
+            };
+            zone_files.push(ZoneFile {
+                path: z.file.clone(),
+                name: z.name.clone(),
+                policy,
+            });
+        }
+        let listen = match self.listen {
+            Some(l) => l,
+            None => DEFAULT_LISTEN
+                .parse()
+                .map_err(|e| bad(format!("default listen address: {e}")))?,
+        };
+        Ok(Settings {
+            listen,
+            front: FrontConfig {
+                upstreams: self.upstreams.clone(),
+                upstream_timeout: timeout,
+                cache_bytes: self.cache_bytes.unwrap_or(dns::front::DEFAULT_CACHE_BYTES),
+                udp_sockets: self.udp_sockets.unwrap_or(0),
+                io,
+            },
+            zone_files,
+            allow: self.allow.clone(),
+            allow_files: self.allow_files.clone(),
+        })
+    }
+}
+
+/// Builds the policy snapshot: every zone file, then the allowlist. All or nothing.
+pub fn load_policy(settings: &Settings) -> Result<(ReferenceScreen, Vec<LoadReport>), FilterError> {
+    let mut allow = Allowlist::from_names(settings.allow.iter().map(String::as_str))
+        .map_err(FilterError::Config)?;
+    for path in &settings.allow_files {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| FilterError::Allowlist(path.clone(), format!("cannot read: {e}")))?;
+        allow
+            .add_text(&text)
+            .map_err(|e| FilterError::Allowlist(path.clone(), e))?;
+    }
+    let mut zones = Vec::with_capacity(settings.zone_files.len());
+    let mut reports = Vec::with_capacity(settings.zone_files.len());
+    for spec in &settings.zone_files {
+        let loaded = load(spec)?;
+        reports.push(LoadReport::of(&loaded));
+        zones.push((loaded.rules, spec.policy.clone()));
+    }
+    Ok((ReferenceScreen::new(zones, allow), reports))
+}
+
+/// The screen the front holds: the current snapshot, swapped on reload.
+#[derive(Debug)]
+pub struct LiveScreen {
+    current: ArcSwap<ReferenceScreen>,
+}
+
+impl LiveScreen {
+    pub fn new(screen: ReferenceScreen) -> LiveScreen {
+        LiveScreen {
+            current: ArcSwap::from_pointee(screen),
+        }
+    }
+
+    pub fn replace(&self, screen: ReferenceScreen) {
+        self.current.store(Arc::new(screen));
+    }
+}
+
+impl Screen for LiveScreen {
+    fn qname(&self, qname: &str, client: IpAddr) -> Option<Verdict> {
+        self.current.load().qname(qname, client)
+    }
+
+    fn answer(&self, names: &[Box<str>], addrs: &[IpAddr]) -> Option<(usize, Verdict)> {
+        self.current.load().answer(names, addrs)
+    }
+}
+
+fn log_loaded(loaded: &[LoadReport], files: &[ZoneFile]) {
+    for (l, spec) in loaded.iter().zip(files) {
+        tracing::info!(file = %spec.path.display(), "loaded {l}");
+        for d in l.diagnostics.iter().take(5) {
+            tracing::warn!(file = %spec.path.display(), "{d}");
+        }
+        if l.diagnostics.len() > 5 {
+            tracing::warn!(file = %spec.path.display(), "… and {} more diagnostics", l.diagnostics.len() - 5);
+        }
+    }
+}
+
+/// Size and modification time of each watched file (`None` when unreadable).
+fn fingerprint(paths: &[&Path]) -> Vec<Option<(u64, SystemTime)>> {
+    paths
+        .iter()
+        .map(|p| {
+            std::fs::metadata(p)
+                .ok()
+                .and_then(|m| Some((m.len(), m.modified().ok()?)))
+        })
+        .collect()
+}
+
+/// The filter, loaded and bound, ready to serve.
+#[derive(Debug)]
+pub struct Filter {
+    settings: Settings,
+    screen: Arc<LiveScreen>,
+    front: Front,
+    listeners: dns::front::Listeners,
+}
+
+impl Filter {
+    /// Loads the policy and binds the listening sockets.
+    pub fn start(settings: Settings) -> Result<Filter, FilterError> {
+        let (screen, loaded) = load_policy(&settings)?;
+        log_loaded(&loaded, &settings.zone_files);
+        let screen = Arc::new(LiveScreen::new(screen));
+        let front = Front::new(screen.clone(), settings.front.clone());
+        let listeners = front.bind(settings.listen).map_err(|e| {
+            FilterError::Config(format!("cannot listen on {}: {e}", settings.listen))
+        })?;
+        Ok(Filter {
+            settings,
+            screen,
+            front,
+            listeners,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listeners.local_addr()
+    }
+
+    pub fn front(&self) -> &Front {
+        &self.front
+    }
+
+    /// Serves until `shutdown` completes, reloading changed zone files.
+    pub async fn serve(
+        self,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<(), FilterError> {
+        let Filter {
+            settings,
+            screen,
+            front,
+            listeners,
+        } = self;
+        tracing::info!(
+            listen = %listeners.local_addr(),
+            upstreams = ?settings.front.upstreams,
+            io = ?settings.front.io,
+            "serving DNS"
+        );
+        let reload = tokio::spawn(watch(settings, screen));
+        let result = front.serve(listeners, shutdown).await;
+        reload.abort();
+        tracing::info!("stopped");
+        Ok(result?)
+    }
+}
+
+/// Reloads the policy when a zone or allowlist file changes.
+async fn watch(settings: Settings, screen: Arc<LiveScreen>) {
+    let paths: Vec<&Path> = settings
+        .zone_files
+        .iter()
+        .map(|z| z.path.as_path())
+        .chain(settings.allow_files.iter().map(PathBuf::as_path))
+        .collect();
+    let mut seen = fingerprint(&paths);
+    let mut ticker = tokio::time::interval(RELOAD_POLL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let now = fingerprint(&paths);
+        if now == seen {
+            continue;
+        }
+        seen = now;
+        let loaded = {
+            let settings = settings.clone();
+            tokio::task::spawn_blocking(move || load_policy(&settings)).await
+        };
+        match loaded {
+            Ok(Ok((new, loaded))) => {
+                screen.replace(new);
+                log_loaded(&loaded, &settings.zone_files);
+                tracing::info!("policy reloaded");
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "reload failed: the running policy is kept"),
+            Err(e) => tracing::warn!(error = %e, "reload failed: the running policy is kept"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_file_reads_and_defaults_apply() {
+        let text = r#"
+listen = "127.0.0.1:5353"
+upstreams = ["127.0.0.1:5300", "[::1]:53"]
+upstream_timeout_ms = 250
+io = "tokio"
+allow = ["bank.example"]
+
+[[zone_files]]
+file = "a.rpz"
+
+[[zone_files]]
+file = "b.rpz"
+name = "b.rpz"
+policy = "log-only"
+"#;
+        let config: FilterConfig = toml::from_str(text).unwrap_or_else(|e| panic!("{e}"));
+        let s = config.settings().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.listen.to_string(), "127.0.0.1:5353");
+        assert_eq!(s.front.upstreams.len(), 2);
+        assert_eq!(s.front.upstream_timeout, Duration::from_millis(250));
+        assert_eq!(s.front.io, Io::Tokio);
+        assert_eq!(s.front.cache_bytes, dns::front::DEFAULT_CACHE_BYTES);
+        assert_eq!(s.zone_files.len(), 2);
+        assert_eq!(s.zone_files[1].policy, ZonePolicy::LogOnly);
+        let bad = |t: &str| {
+            toml::from_str::<FilterConfig>(t)
+                .map_err(|e| e.to_string())
+                .and_then(|c| c.settings().map(|_| ()).map_err(|e| e.to_string()))
+        };
+        assert!(
+            bad("upstreams = [\"127.0.0.1:53\"]\nio = \"fibers\"\n")
+                .is_err_and(|e| e.contains("io \"fibers\""))
+        );
+        assert!(bad("upstreams = []\n").is_err_and(|e| e.contains("no upstream")));
+        assert!(
+            bad(
+                "upstreams = [\"127.0.0.1:53\"]\n[[zone_files]]\nfile = \"a\"\npolicy = \"block\"\n"
+            )
+            .is_err_and(|e| e.contains("unknown policy"))
+        );
+        assert!(bad("upstream = [\"127.0.0.1:53\"]\n").is_err_and(|e| e.contains("unknown field")));
+    }
+}
