@@ -8,6 +8,10 @@
 //! key (RFC 8945) or, as a logged opt-in for servers that cannot sign, by source
 //! address, and NOTIFY (RFC 1996) to each partner's servers when a serial changes.
 //!
+//! The other direction lives in [`secondary`]: the filter following policy zones
+//! from a primary (SOA query, AXFR, IXFR, TSIG, NOTIFY received), with records handed
+//! out in a policy-neutral form.
+//!
 //! The crate knows nothing of the store: it reads zones through [`ZoneSource`], which
 //! the hub implements over its journal. Only this crate knows the `domain` library
 //! (wire format, name compression, TSIG); see `docs/ARCHITECTURE.md` for why `domain`
@@ -15,6 +19,7 @@
 
 mod config;
 mod notify;
+pub mod secondary;
 mod server;
 mod wire;
 
