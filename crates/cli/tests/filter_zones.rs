@@ -188,7 +188,12 @@ async fn the_filter_follows_the_hub() {
     let dir = workdir("follow");
     let data = dir.join("data");
     let state = dir.join("state");
-    import(&dir, &data, "a.txt", &["evil-one.example", "evil-two.example"]);
+    import(
+        &dir,
+        &data,
+        "a.txt",
+        &["evil-one.example", "evil-two.example"],
+    );
     let socket = Arc::new(
         tokio::net::UdpSocket::bind("127.0.0.1:0")
             .await
@@ -240,12 +245,21 @@ async fn the_filter_follows_the_hub() {
         String::from_utf8_lossy(&check.stdout)
     );
     let text = std::fs::read_to_string(&file).unwrap_or_default();
-    assert!(text.contains("\nevil-one.example 300 IN CNAME .\n"), "{text}");
-    assert!(text.contains("\n*.evil-two.example 300 IN CNAME .\n"), "{text}");
+    assert!(
+        text.contains("\nevil-one.example 300 IN CNAME .\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\n*.evil-two.example 300 IN CNAME .\n"),
+        "{text}"
+    );
 
     // An import: the hub NOTIFYs, the filter pulls the IXFR.
     import(&dir, &data, "b.txt", &["evil-three.example"]);
-    wait_until("the IXFR", Duration::from_secs(15), || all(&events).len() >= 2).await;
+    wait_until("the IXFR", Duration::from_secs(15), || {
+        all(&events).len() >= 2
+    })
+    .await;
     let got = all(&events);
     let ZoneEvent::Delta { delta, .. } = &got[1] else {
         panic!("{got:?}")
@@ -273,11 +287,17 @@ async fn the_filter_follows_the_hub() {
     );
     assert!(delta.added.is_empty(), "{delta:?}");
     let st = &m.status()[0];
-    assert_eq!((st.serial, st.transfers_full, st.transfers_incremental), (Some(3), 1, 2));
+    assert_eq!(
+        (st.serial, st.transfers_full, st.transfers_incremental),
+        (Some(3), 1, 2)
+    );
     assert!(st.notifies >= 2, "{st:?}");
     let text = std::fs::read_to_string(&file).unwrap_or_default();
     assert!(!text.contains("evil-one"), "{text}");
-    assert!(text.contains("\nevil-three.example 300 IN CNAME .\n"), "{text}");
+    assert!(
+        text.contains("\nevil-three.example 300 IN CNAME .\n"),
+        "{text}"
+    );
 
     let _ = stop.send(());
     let _ = runner.await;

@@ -70,7 +70,16 @@ impl Named {
         let p = self.port.to_string();
         let out = run(
             "dig",
-            &["@127.0.0.1", "-p", &p, "+short", "+time=1", "+tries=1", APEX, "SOA"],
+            &[
+                "@127.0.0.1",
+                "-p",
+                &p,
+                "+short",
+                "+time=1",
+                "+tries=1",
+                APEX,
+                "SOA",
+            ],
             None,
         );
         String::from_utf8_lossy(&out.stdout)
@@ -88,7 +97,9 @@ async fn named(dir: &Path, zone: &str, port: Option<u16>, notify: Option<u16>) -
     let d = path(dir);
     std::fs::write(dir.join("rpz.test.db"), zone).unwrap_or_else(|e| panic!("{e}"));
     let also = match notify {
-        Some(p) => format!("notify explicit; also-notify {{ 127.0.0.1 port {p} key \"{KEY_NAME}\"; }};"),
+        Some(p) => {
+            format!("notify explicit; also-notify {{ 127.0.0.1 port {p} key \"{KEY_NAME}\"; }};")
+        }
         None => "notify no;".to_owned(),
     };
     let conf = format!(
@@ -263,12 +274,18 @@ async fn axfr_then_notify_and_ixfr_from_bind() {
     assert_eq!(rule.value, "new.example");
     let status = &m.status()[0];
     assert_eq!(status.serial, primary.serial());
-    assert_eq!((status.transfers_full, status.transfers_incremental), (1, 1));
+    assert_eq!(
+        (status.transfers_full, status.transfers_incremental),
+        (1, 1)
+    );
     assert!(status.notifies >= 1, "{status:?}");
     checkzone(APEX, &file);
     let now = rules(&file);
     assert!(now.contains(&"new.example Nxdomain".to_owned()), "{now:?}");
-    assert!(!now.iter().any(|r| r.starts_with("evil.example ")), "{now:?}");
+    assert!(
+        !now.iter().any(|r| r.starts_with("evil.example ")),
+        "{now:?}"
+    );
 
     let _ = stop.send(());
     let _ = runner.await;
@@ -302,7 +319,14 @@ async fn wrong_key_backwards_serial_and_primary_down_keep_the_saved_zone() {
     primary.update(&format!("update add late.example.{APEX}. 60 CNAME ."));
     let r = good.refresh(APEX).await;
     assert!(
-        matches!(r, Ok(Refreshed::Incremental { from: 10, serial: 11, owners: 1 })),
+        matches!(
+            r,
+            Ok(Refreshed::Incremental {
+                from: 10,
+                serial: 11,
+                owners: 1
+            })
+        ),
         "{r:?}"
     );
     let file = state.join("rpz.test.zone");
@@ -338,7 +362,13 @@ async fn wrong_key_backwards_serial_and_primary_down_keep_the_saved_zone() {
     for f in ["rpz.test.db.jnl", "named.pid"] {
         let _ = std::fs::remove_file(named_dir.join(f));
     }
-    let primary = named(&named_dir, &zone_text(5, 3600, 600, 86400), Some(port), None).await;
+    let primary = named(
+        &named_dir,
+        &zone_text(5, 3600, 600, 86400),
+        Some(port),
+        None,
+    )
+    .await;
     assert_eq!(primary.serial(), Some(5));
     let e = good.refresh(APEX).await.err().unwrap_or_default();
     assert!(e.contains("older than ours"), "{e}");
@@ -350,7 +380,11 @@ async fn wrong_key_backwards_serial_and_primary_down_keep_the_saved_zone() {
     drop(primary);
     let events = Events::default();
     let cold = manager(
-        vec![zone(APEX, SocketAddr::from(([127, 0, 0, 1], port)), Some(KEY_SECRET))],
+        vec![zone(
+            APEX,
+            SocketAddr::from(([127, 0, 0, 1], port)),
+            Some(KEY_SECRET),
+        )],
         &state,
         OnExpire::Keep,
         &events,
@@ -384,7 +418,11 @@ async fn soa_timers_without_notify_then_expiry() {
         let state = dir.join(format!("state-{tag}"));
         let events = Events::default();
         let m = manager(
-            vec![zone(APEX, SocketAddr::from(([127, 0, 0, 1], port)), Some(KEY_SECRET))],
+            vec![zone(
+                APEX,
+                SocketAddr::from(([127, 0, 0, 1], port)),
+                Some(KEY_SECRET),
+            )],
             &state,
             on_expire,
             &events,
@@ -424,7 +462,11 @@ async fn soa_timers_without_notify_then_expiry() {
         let state = dir.join(format!("state-{tag}"));
         let events = Events::default();
         let m = manager(
-            vec![zone(APEX, SocketAddr::from(([127, 0, 0, 1], port)), Some(KEY_SECRET))],
+            vec![zone(
+                APEX,
+                SocketAddr::from(([127, 0, 0, 1], port)),
+                Some(KEY_SECRET),
+            )],
             &state,
             on_expire,
             &events,

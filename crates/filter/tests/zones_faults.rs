@@ -157,10 +157,7 @@ async fn fake_primary(script: Arc<Mutex<Script>>) -> SocketAddr {
                 let end = request[12..].iter().position(|&b| b == 0).unwrap_or(0) + 13;
                 let qtype = u16::from_be_bytes([request[end], request[end + 1]]);
                 let (msg, cut) = answer(script, id, qtype);
-                let mut framed = u16::try_from(msg.len())
-                    .unwrap_or(0)
-                    .to_be_bytes()
-                    .to_vec();
+                let mut framed = u16::try_from(msg.len()).unwrap_or(0).to_be_bytes().to_vec();
                 framed.extend_from_slice(&msg);
                 if cut {
                     framed.truncate(framed.len() - 20);
@@ -191,7 +188,12 @@ async fn broken_transfers_leave_the_zone_as_it_was() {
     };
     let primary = fake_primary(script.clone()).await;
     let events = Events::default();
-    let m = manager(vec![zone(APEX, primary, None)], &state, OnExpire::Keep, &events);
+    let m = manager(
+        vec![zone(APEX, primary, None)],
+        &state,
+        OnExpire::Keep,
+        &events,
+    );
     let file = state.join("rpz.test.zone");
 
     assert_eq!(
@@ -256,7 +258,12 @@ async fn broken_transfers_leave_the_zone_as_it_was() {
     let events = Events::default();
     let empty_state = dir.join("state-empty");
     set(5, Ixfr::Good, true);
-    let fresh = manager(vec![zone(APEX, primary, None)], &empty_state, OnExpire::Keep, &events);
+    let fresh = manager(
+        vec![zone(APEX, primary, None)],
+        &empty_state,
+        OnExpire::Keep,
+        &events,
+    );
     assert!(fresh.refresh(APEX).await.is_err());
     assert_eq!(
         std::fs::read_dir(&empty_state)

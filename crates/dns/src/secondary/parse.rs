@@ -478,30 +478,48 @@ fn generic(rr: &ParsedRecord<'_, Vec<u8>>) -> Result<String, String> {
     Ok(text)
 }
 
-/// Record data that a zone file can hold on one line as it is: printable, not
-/// empty, quotes balanced, no comment or parenthesis outside quotes.
-fn one_line(text: &str) -> bool {
-    if text.trim().is_empty() {
-        return false;
-    }
+/// Record data that a zone file holds on one line and gives back exactly: printable
+/// ASCII, quotes balanced and each quoted string a whole field, fields separated by
+/// one space (no empty field, as an empty CAA tag would print), no comment or
+/// parenthesis outside quotes, no dangling escape.
+pub(crate) fn one_line(text: &str) -> bool {
+    let bytes = text.as_bytes();
     let mut quoted = false;
     let mut escaped = false;
-    for b in text.bytes() {
-        if !(0x20..0x7f).contains(&b) && b != b'\t' {
+    let mut prev: Option<u8> = None;
+    for (i, &b) in bytes.iter().enumerate() {
+        if !(0x20..0x7f).contains(&b) {
             return false;
         }
         if escaped {
             escaped = false;
+            prev = Some(b'x');
             continue;
         }
-        match b {
-            b'\\' => escaped = true,
-            b'"' => quoted = !quoted,
-            b';' | b'(' | b')' if !quoted => return false,
-            _ => {}
+        if quoted {
+            match b {
+                b'\\' => escaped = true,
+                b'"' => {
+                    quoted = false;
+                    if bytes.get(i + 1).is_some_and(|&n| n != b' ') {
+                        return false;
+                    }
+                }
+                _ => {}
+            }
+        } else {
+            match b {
+                b'\\' => escaped = true,
+                b'"' if prev.is_some_and(|p| p != b' ') => return false,
+                b'"' => quoted = true,
+                b' ' if prev.is_none_or(|p| p == b' ') => return false,
+                b';' | b'(' | b')' => return false,
+                _ => {}
+            }
         }
+        prev = Some(b);
     }
-    !quoted && !escaped
+    !quoted && !escaped && prev.is_some_and(|p| p != b' ')
 }
 
 /// Appends one label in presentation form, lowercase: letters, digits, `-`, `_`
@@ -934,5 +952,35 @@ mod tests {
             ]
         );
         let _ = Serial(0);
+    }
+
+    #[test]
+    fn only_token_stable_text_is_kept_as_text() {
+        for ok in [
+            "192.0.2.1",
+            "\"a b\" \"c\"",
+            "0 issue \"ca.example\"",
+            "a\\ b",
+            "\\# 0",
+        ] {
+            assert!(one_line(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            " ",
+            "192  \"x\"",
+            " lead",
+            "trail ",
+            "a\"b\"",
+            "\"a\"b",
+            "a\tb",
+            "x ; y",
+            "(x)",
+            "\"open",
+            "end\\",
+            "caf\u{e9}",
+        ] {
+            assert!(!one_line(bad), "{bad:?}");
+        }
     }
 }

@@ -905,6 +905,34 @@ fn decode_ip(text: &str) -> Result<IpNet, String> {
     Ok(net)
 }
 
+/// The rest of RFC 3597 generic data after `\\#`: a length, then that many bytes in
+/// hex (in fields of any even length).
+fn check_generic(rest: &[Token<'_>]) -> Result<(), String> {
+    let Some((len, hex)) = rest.split_first() else {
+        return Err("\\# without a length".to_owned());
+    };
+    let len: usize = match len.text.parse() {
+        Ok(n) if n <= 65_535 && !len.quoted => n,
+        _ => {
+            return Err(format!(
+                "\\# length {:?} is not a number up to 65535",
+                len.text
+            ));
+        }
+    };
+    let mut digits = 0;
+    for t in hex {
+        if t.quoted || !t.text.bytes().all(|b| b.is_ascii_hexdigit()) || t.text.len() % 2 != 0 {
+            return Err(format!("\\# data {:?} is not hex", t.text));
+        }
+        digits += t.text.len();
+    }
+    if digits != 2 * len {
+        return Err(format!("\\# says {len} bytes, the data has {}", digits / 2));
+    }
+    Ok(())
+}
+
 /// A TTL: seconds, or BIND units (`1w2d3h4m5s`).
 fn parse_ttl(text: &str) -> Option<u32> {
     if text.bytes().all(|b| b.is_ascii_digit()) {
@@ -946,6 +974,16 @@ fn is_generic(text: &str, prefix: &str) -> bool {
 /// Checks the record data of the types whose shape matters here.
 fn check_rdata(rtype: &str, rdata: &[Token<'_>]) -> Result<(), String> {
     let is = |t: &str| rtype.eq_ignore_ascii_case(t);
+    if let [marker, rest @ ..] = rdata
+        && marker.text == "\\#"
+        && !marker.quoted
+    {
+        // RFC 3597's generic form, for any type but the one that carries the action.
+        if is("CNAME") {
+            return Err("CNAME data in the generic \\# form: the target cannot be read".to_owned());
+        }
+        return check_generic(rest);
+    }
     let one_name = || match rdata {
         [name] if !name.quoted => Ok(()),
         _ => Err(format!("expected one name, found {} fields", rdata.len())),
@@ -1719,6 +1757,17 @@ mod tests {
     }
 
     #[test]
+    fn generic_data() {
+        check(
+            "$ORIGIN rpz.example.\n@ SOA ns. h. 1 2 3 4 5\na.example A \\# 4 c0000201\nb.example CNAME \\# 1 00\n",
+            expect![[r#"
+                line 3: domain a.example (qname local [A \# 4 c0000201])
+                diag line 4: b.example.rpz.example. CNAME: CNAME data in the generic \# form: the target cannot be read
+            "#]],
+        );
+    }
+
+    #[test]
     fn records_are_strict() {
         check_records(
             "rpz.example",
@@ -1754,6 +1803,16 @@ mod tests {
             "$TTL 1\nx CH TXT \"a\"\n",
             expect![[r#"
                 error line 2: class CH: only one class, IN
+            "#]],
+        );
+        check_records(
+            "rpz.example",
+            "$TTL 1\nx SOA \\# 2 0a0b\ny TYPE9 \\# 0\nz A \\# 4 c0 00 02 01\nw A \\# 4 c000\n",
+            expect![[r#"
+                2: x 1 SOA \# 2 0a0b
+                3: y 1 TYPE9 \# 0
+                4: z 1 A \# 4 c0 00 02 01
+                error line 5: A: \# says 4 bytes, the data has 2
             "#]],
         );
         check_records(

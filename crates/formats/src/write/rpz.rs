@@ -301,31 +301,55 @@ fn is_name_token(text: &str) -> bool {
     !text.is_empty() && !escaped
 }
 
-/// Record data that stays one entry on one line: printable (tabs allowed), quotes
-/// balanced, no comment or parenthesis outside quotes, no dangling escape.
+/// Record data that stays one entry on one line and reads back as written:
+/// printable ASCII, each quoted string a whole field, fields separated by one space,
+/// no comment or parenthesis outside quotes, no dangling escape.
 fn check_data_line(rdata: &str) -> Result<(), &'static str> {
-    if rdata.trim().is_empty() {
-        return Err("no data");
-    }
+    let bytes = rdata.as_bytes();
     let mut quoted = false;
     let mut escaped = false;
-    for b in rdata.bytes() {
-        if b.is_ascii_control() && b != b'\t' {
-            return Err("a control character");
+    let mut prev: Option<u8> = None;
+    for (i, &b) in bytes.iter().enumerate() {
+        if !(0x20..0x7f).contains(&b) {
+            return Err("a control or non-ASCII character");
         }
         if escaped {
             escaped = false;
+            prev = Some(b'x');
             continue;
         }
-        match b {
-            b'\\' => escaped = true,
-            b'"' => quoted = !quoted,
-            b';' | b'(' | b')' if !quoted => return Err("a comment or parenthesis"),
-            _ => {}
+        if quoted {
+            match b {
+                b'\\' => escaped = true,
+                b'"' => {
+                    quoted = false;
+                    if bytes.get(i + 1).is_some_and(|&n| n != b' ') {
+                        return Err("a quoted string glued to what follows");
+                    }
+                }
+                _ => {}
+            }
+        } else {
+            match b {
+                b'\\' => escaped = true,
+                b'"' if prev.is_some_and(|p| p != b' ') => {
+                    return Err("a quoted string glued to what precedes");
+                }
+                b'"' => quoted = true,
+                b' ' if prev.is_none_or(|p| p == b' ') => {
+                    return Err("an empty field (leading or double space)");
+                }
+                b';' | b'(' | b')' => return Err("a comment or parenthesis"),
+                _ => {}
+            }
         }
+        prev = Some(b);
     }
     if quoted || escaped {
         return Err("an unterminated quote or escape");
+    }
+    if prev.is_none_or(|p| p == b' ') {
+        return Err("no data, or a trailing space");
     }
     Ok(())
 }
@@ -511,6 +535,9 @@ mod tests {
             ("x", "TXT", "a ; comment"),
             ("x", "TXT", "line\nx CNAME ."),
             ("x", "TXT", " "),
+            ("x", "CAA", "0  \"v\""),
+            ("x", "TXT", "a\"b\""),
+            ("x", "TXT", "a\tb"),
         ];
         for (owner, rtype, rdata) in bad {
             let e = w.record(owner, 1, rtype, rdata).err();
