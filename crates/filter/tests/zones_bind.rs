@@ -11,7 +11,7 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,7 +42,6 @@ fn zone_text(serial: u32, refresh: u32, retry: u32, expire: u32) -> String {
 struct Named {
     _proc: Proc,
     port: u16,
-    dir: PathBuf,
 }
 
 impl Named {
@@ -138,7 +137,6 @@ zone "{APEX}" {{
     let named = Named {
         _proc: Proc(child),
         port,
-        dir: dir.to_owned(),
     };
     wait_until("named to answer SOA", Duration::from_secs(15), || {
         named.serial().is_some()
