@@ -122,6 +122,17 @@ impl ZoneFileWriter {
             .map_err(io_error(&self.tmp))
     }
 
+    /// Copies a record line of a saved copy as it is.
+    pub fn copy_line(&mut self, line: &str) -> Result<(), StateError> {
+        let Some(writer) = self.writer.as_mut() else {
+            return Err(StateError::Corrupt {
+                path: self.tmp.clone(),
+                message: "written after commit".into(),
+            });
+        };
+        writer.copy_line(line).map_err(io_error(&self.tmp))
+    }
+
     /// Records written, the SOA included.
     pub fn records(&self) -> u64 {
         self.writer.as_ref().map_or(0, RecordWriter::records)
@@ -174,24 +185,50 @@ pub fn read_zone_file(
     apex: &str,
     visit: &mut dyn FnMut(ZoneRecord) -> Result<(), String>,
 ) -> Result<SavedZone, StateError> {
+    stream(path, apex, &mut |_| false, &mut |_| Ok(()), visit)
+}
+
+/// The owner of a record line as written by [`ZoneFileWriter`] (its first field),
+/// or `None` for a directive, a comment or a continued entry.
+fn line_owner(line: &str) -> Option<&str> {
+    let first = *line.as_bytes().first()?;
+    if matches!(first, b' ' | b'\t' | b';' | b'$' | b'\n' | b'\r') {
+        return None;
+    }
+    line.split([' ', '\t']).next()
+}
+
+/// Reads the saved copy line by line. After the SOA, a record line whose owner
+/// `copy_owner` selects is handed to `copy` as it is, unread (the copy is ours and
+/// was checked when loaded); every other line is read and its records handed to
+/// `visit`.
+fn stream(
+    path: &Path,
+    apex: &str,
+    copy_owner: &mut dyn FnMut(&str) -> bool,
+    copy: &mut dyn FnMut(&str) -> Result<(), String>,
+    visit: &mut dyn FnMut(ZoneRecord) -> Result<(), String>,
+) -> Result<SavedZone, StateError> {
     let file = File::open(path).map_err(io_error(path))?;
     let confirmed = file
         .metadata()
         .and_then(|m| m.modified())
         .map_err(io_error(path))?;
+    let corrupt = |message: String| StateError::Corrupt {
+        path: path.to_owned(),
+        message,
+    };
     let mut reader = RecordReader::new(apex);
     let mut soa: Option<Soa> = None;
     let mut records = 0u64;
     let mut lines = BufReader::with_capacity(1 << 16, file);
     let mut line = String::new();
+    let mut number = 0u64;
     loop {
         line.clear();
         let n = lines.read_line(&mut line).map_err(|e| {
             if e.kind() == io::ErrorKind::InvalidData {
-                StateError::Corrupt {
-                    path: path.to_owned(),
-                    message: "not UTF-8 text".into(),
-                }
+                corrupt("not UTF-8 text".into())
             } else {
                 StateError::Io {
                     path: path.to_owned(),
@@ -201,6 +238,20 @@ pub fn read_zone_file(
         })?;
         if n == 0 {
             break;
+        }
+        number += 1;
+        if soa.is_some()
+            && let Some(owner) = line_owner(&line)
+            && owner != "@"
+            && copy_owner(owner)
+        {
+            records += 1;
+            copy(&line).map_err(|e| corrupt(format!("line {number}: {e}")))?;
+            // Keep the reader's line count in step.
+            reader
+                .read("\n", &mut |_| Ok(()))
+                .map_err(|e| corrupt(e.to_string()))?;
+            continue;
         }
         reader
             .read(&line, &mut |r| {
@@ -225,15 +276,9 @@ pub fn read_zone_file(
                     data: r.rdata,
                 })
             })
-            .map_err(|e| StateError::Corrupt {
-                path: path.to_owned(),
-                message: e.to_string(),
-            })?;
+            .map_err(|e| corrupt(e.to_string()))?;
     }
-    let soa = soa.ok_or_else(|| StateError::Corrupt {
-        path: path.to_owned(),
-        message: "no SOA".into(),
-    })?;
+    let soa = soa.ok_or_else(|| corrupt("no SOA".into()))?;
     Ok(SavedZone {
         soa,
         records,
@@ -354,33 +399,51 @@ pub fn apply_diffs(
     let touched: HashSet<String> = changes.keys().map(|(o, _, _)| o.clone()).collect();
     let mut before: HashMap<String, Vec<ZoneRecord>> = HashMap::new();
     let mut writer = ZoneFileWriter::create(path, apex, soa)?;
-    let mut write_error: Option<StateError> = None;
-    let saved = read_zone_file(path, apex, &mut |r| {
-        if touched.contains(r.owner.as_str()) {
-            before.entry(r.owner.clone()).or_default().push(r.clone());
-        }
-        let out = match changes.get_mut(&key(&r)) {
-            None => Some(r),
-            Some(c) => {
-                c.seen = true;
-                match c.after {
-                    Some(ttl) if !c.written => {
-                        c.written = true;
-                        Some(ZoneRecord { ttl, ..r })
-                    }
-                    _ => None,
-                }
+    // Both closures write to the new copy, one at a time.
+    let out = std::cell::RefCell::new((&mut writer, None::<StateError>));
+    let saved = stream(
+        path,
+        apex,
+        &mut |owner| !touched.contains(owner),
+        &mut |line| {
+            let mut out = out.borrow_mut();
+            let (w, failed) = &mut *out;
+            w.copy_line(line).map_err(|e| {
+                let text = e.to_string();
+                *failed = Some(e);
+                text
+            })
+        },
+        &mut |r| {
+            if touched.contains(r.owner.as_str()) {
+                before.entry(r.owner.clone()).or_default().push(r.clone());
             }
-        };
-        if let Some(r) = out
-            && let Err(e) = writer.record(&r)
-        {
-            write_error = Some(e);
-            return Err("writing the new copy failed".into());
-        }
-        Ok(())
-    });
-    if let Some(e) = write_error {
+            let keep = match changes.get_mut(&key(&r)) {
+                None => Some(r),
+                Some(c) => {
+                    c.seen = true;
+                    match c.after {
+                        Some(ttl) if !c.written => {
+                            c.written = true;
+                            Some(ZoneRecord { ttl, ..r })
+                        }
+                        _ => None,
+                    }
+                }
+            };
+            let mut out = out.borrow_mut();
+            let (w, failed) = &mut *out;
+            if let Some(r) = keep
+                && let Err(e) = w.record(&r)
+            {
+                let text = e.to_string();
+                *failed = Some(e);
+                return Err(text);
+            }
+            Ok(())
+        },
+    );
+    if let (_, Some(e)) = out.into_inner() {
         return Err(e);
     }
     let saved = saved?;

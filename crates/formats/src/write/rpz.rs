@@ -269,6 +269,25 @@ impl<W: Write> RecordWriter<W> {
         Ok(())
     }
 
+    /// Copies one record line, as it is, from a zone this writer's form wrote
+    /// before (a saved copy being rewritten with a few changes: the lines that do not
+    /// change are not parsed and written again). The line must be one line of
+    /// printable text starting with an owner; the newline is added if missing.
+    pub fn copy_line(&mut self, line: &str) -> io::Result<()> {
+        let body = line.strip_suffix('\n').unwrap_or(line);
+        let starts_with_owner = body
+            .bytes()
+            .next()
+            .is_some_and(|b| !matches!(b, b' ' | b'\t' | b';' | b'$'));
+        if !starts_with_owner || body.bytes().any(|b| b.is_ascii_control() && b != b'\t') {
+            return Err(invalid(format!("{body:?} is not one record line")));
+        }
+        self.out.write_all(body.as_bytes())?;
+        self.out.write_all(b"\n")?;
+        self.records += 1;
+        Ok(())
+    }
+
     /// Records written so far.
     pub fn records(&self) -> u64 {
         self.records
@@ -548,5 +567,21 @@ mod tests {
             );
         }
         assert!(super::RecordWriter::new(Vec::new(), "bad name").is_err());
+        for bad in [
+            "",
+            " x 1 IN CNAME .",
+            "$TTL 1",
+            "; c",
+            "x 1 IN CNAME .\ny 1 IN CNAME .",
+        ] {
+            assert!(w.copy_line(bad).is_err(), "{bad:?}");
+        }
+        w.copy_line("x 1 IN CNAME .\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        w.copy_line("y 1 IN CNAME .")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(w.records(), 2);
+        let out = w.finish().unwrap_or_else(|e| panic!("{e}"));
+        assert!(String::from_utf8_lossy(&out).ends_with("\nx 1 IN CNAME .\ny 1 IN CNAME .\n"));
     }
 }
