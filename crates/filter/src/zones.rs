@@ -23,6 +23,7 @@
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -31,7 +32,7 @@ use dns::secondary::{
     ZoneRecord, serial_newer,
 };
 use tokio::net::UdpSocket;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::state::{self, OwnerDelta, StateDir, StateError, ZoneFileWriter};
 
@@ -166,7 +167,14 @@ struct Inner {
     acceptor: NotifyAcceptor,
     sink: Arc<dyn ZoneSink>,
     on_expire: OnExpire,
+    /// NOTIFY messages refused (anyone can send one: counted, and logged at most
+    /// once per [`REFUSED_LOG_EVERY`]).
+    notifies_refused: AtomicU64,
+    refused_logged: Mutex<Option<Instant>>,
 }
+
+/// How often a refused NOTIFY is logged at most.
+const REFUSED_LOG_EVERY: Duration = Duration::from_secs(60);
 
 /// Follows the configured zones. Cheap to clone.
 #[derive(Clone)]
@@ -247,6 +255,8 @@ impl ZoneManager {
                 acceptor,
                 sink,
                 on_expire: config.on_expire,
+                notifies_refused: AtomicU64::new(0),
+                refused_logged: Mutex::new(None),
             }),
         })
     }
@@ -706,7 +716,16 @@ impl ZoneManager {
                 lock(&slot.status).notifies += 1;
                 slot.wake.notify_one();
             }
-            (None, Some(why)) => warn!(from = %src, reason = %why, "notify refused"),
+            (None, Some(why)) => {
+                let count = self.inner.notifies_refused.fetch_add(1, Ordering::Relaxed) + 1;
+                let mut last = lock(&self.inner.refused_logged);
+                if last.is_none_or(|t| t.elapsed() >= REFUSED_LOG_EVERY) {
+                    *last = Some(Instant::now());
+                    warn!(from = %src, reason = %why, refused_so_far = count, "notify refused");
+                } else {
+                    debug!(from = %src, reason = %why, "notify refused");
+                }
+            }
             (None, None) => {}
         }
         out.reply
@@ -734,6 +753,11 @@ impl ZoneManager {
             .iter()
             .map(|s| lock(&s.status).clone())
             .collect()
+    }
+
+    /// NOTIFY messages refused so far (a counter for the metrics).
+    pub fn notifies_refused(&self) -> u64 {
+        self.inner.notifies_refused.load(Ordering::Relaxed)
     }
 
     /// How many zones are past their SOA expire (a gauge for the metrics).

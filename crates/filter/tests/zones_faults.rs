@@ -254,6 +254,29 @@ async fn broken_transfers_leave_the_zone_as_it_was() {
     checkzone(APEX, &file);
     assert_eq!(rules(&file).len(), 5);
 
+    // NOTIFY, as the filter's front hands it over: from the primary's address for
+    // the zone, acknowledged; for a zone not followed, refused and counted.
+    let notify = |zone: &str| {
+        let mut msg = vec![0x12, 0x34, 0x20, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+        name(&mut msg, zone);
+        msg.extend_from_slice(&SOA.to_be_bytes());
+        msg.extend_from_slice(&1u16.to_be_bytes());
+        msg
+    };
+    let from = SocketAddr::from(([127, 0, 0, 1], 5353));
+    let ack = m.notify(&notify(APEX), from).unwrap_or_default();
+    assert_eq!(
+        (ack.get(..2), ack.get(3).map(|b| b & 0x0f)),
+        (Some(&[0x12, 0x34][..]), Some(0))
+    );
+    assert_eq!(m.status()[0].notifies, 1);
+    let refused = m.notify(&notify("other.test"), from).unwrap_or_default();
+    assert_eq!(refused.get(3).map(|b| b & 0x0f), Some(9), "NOTAUTH");
+    let stranger = SocketAddr::from(([127, 0, 0, 2], 5353));
+    let refused = m.notify(&notify(APEX), stranger).unwrap_or_default();
+    assert_eq!(refused.get(3).map(|b| b & 0x0f), Some(5), "REFUSED");
+    assert_eq!((m.notifies_refused(), m.status()[0].notifies), (2, 1));
+
     // A zone never held, and its AXFR refused: no file at all.
     let events = Events::default();
     let empty_state = dir.join("state-empty");
