@@ -609,6 +609,7 @@ mod tests {
             .filter_map(|e| e.ok().map(|e| e.file_name()))
             .collect();
         assert_eq!(names.len(), 1, "{names:?}");
+        let _ = fs::remove_dir_all(d.dir());
     }
 
     #[test]
@@ -635,6 +636,7 @@ mod tests {
         fs::write(&path, b"$ORIGIN rpz.example.\n\xff\xfe\n").unwrap_or_else(|e| panic!("{e}"));
         let e = read_zone_file(&path, APEX, &mut |_| Ok(()));
         assert!(matches!(e, Err(StateError::Corrupt { .. })), "{e:?}");
+        let _ = fs::remove_dir_all(d.dir());
     }
 
     #[test]
@@ -715,6 +717,7 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"))
             .unwrap_or_else(|| panic!("a rule"));
         assert_eq!(policy.value, "c.example");
+        let _ = fs::remove_dir_all(d.dir());
     }
 
     #[test]
@@ -746,5 +749,6 @@ mod tests {
             .filter_map(|e| e.ok().map(|e| e.file_name()))
             .collect();
         assert_eq!(names.len(), 1, "{names:?}");
+        let _ = fs::remove_dir_all(d.dir());
     }
 }
