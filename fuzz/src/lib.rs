@@ -114,3 +114,84 @@ fn check_parsed(parsed: &Parsed, text: &str) {
 fn newline_count(text: &str) -> usize {
     text.bytes().filter(|&b| b == b'\n').count()
 }
+
+/// Reads `data` as a zone transfer answer the way the filter's secondary does, and
+/// checks what it accepts: every record fits the saved copy's zone-file form (the
+/// `formats` writer takes it and the reader gives it back unchanged), and an IXFR's
+/// differences chain from the serial asked about to the new one.
+///
+/// Input: one byte (even: AXFR; odd: IXFR from the serial in the next four bytes,
+/// big-endian), then the answer messages, each prefixed by its length (two bytes,
+/// big-endian, as on TCP).
+pub fn secondary_transfer(data: &[u8]) {
+    use dns::secondary::{CollectSink, Outcome};
+    let Some((&kind, mut rest)) = data.split_first() else {
+        return;
+    };
+    let from = if kind % 2 == 1 {
+        let Some((serial, tail)) = rest.split_first_chunk::<4>() else {
+            return;
+        };
+        rest = tail;
+        Some(u32::from_be_bytes(*serial))
+    } else {
+        None
+    };
+    let mut messages = Vec::new();
+    while let Some((len, tail)) = rest.split_first_chunk::<2>() {
+        let len = usize::from(u16::from_be_bytes(*len));
+        let Some((msg, tail)) = tail.split_at_checked(len) else {
+            break;
+        };
+        messages.push(msg.to_vec());
+        rest = tail;
+    }
+    let apex = "rpz.fuzz";
+    let mut sink = CollectSink::default();
+    let Ok(outcome) = dns::secondary::parse_transfer(apex, from, messages, &mut sink, 100_000)
+    else {
+        return;
+    };
+    let mut records: Vec<&dns::secondary::ZoneRecord> = sink.records.iter().collect();
+    match &outcome {
+        Outcome::Incremental { soa, diffs } => {
+            let mut at = from.unwrap_or_default();
+            for d in diffs {
+                assert_eq!(d.from, at, "differences do not chain");
+                at = d.to;
+                records.extend(d.removed.iter().chain(&d.added));
+            }
+            assert_eq!(at, soa.serial, "differences end elsewhere");
+        }
+        Outcome::Full { records: n, .. } => {
+            assert_eq!(usize::try_from(*n).ok(), Some(sink.records.len()));
+        }
+        Outcome::UpToDate(_) => {}
+    }
+    let mut writer = match formats::write::rpz::RecordWriter::new(Vec::new(), apex) {
+        Ok(w) => w,
+        Err(e) => panic!("origin: {e}"),
+    };
+    for r in &records {
+        if let Err(e) = writer.record(&r.owner, r.ttl, &r.rtype, &r.data) {
+            panic!("accepted record does not fit a zone file: {r:?}: {e}");
+        }
+    }
+    let text = match writer.finish() {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(e) => panic!("{e}"),
+    };
+    let mut back = Vec::new();
+    let read = formats::readers::rpz::RecordReader::new(apex).read(&text, &mut |r| {
+        back.push((r.owner, r.ttl, r.rtype, r.rdata));
+        Ok(())
+    });
+    if let Err(e) = read {
+        panic!("saved form does not read back: {e}\n{text}");
+    }
+    let written: Vec<_> = records
+        .iter()
+        .map(|r| (r.owner.clone(), r.ttl, r.rtype.clone(), r.data.clone()))
+        .collect();
+    assert_eq!(back, written, "saved form reads back differently");
+}

@@ -13,6 +13,10 @@
 //! TCP, forwarding, the answer cache, and RPZ rewrites decided by a [`front::Screen`]
 //! the filter implements.
 //!
+//! The other direction lives in [`secondary`]: the filter following policy zones
+//! from a primary (SOA query, AXFR, IXFR, TSIG, NOTIFY received), with records handed
+//! out in a policy-neutral form.
+//!
 //! The crate knows nothing of the store: it reads zones through [`ZoneSource`], which
 //! the hub implements over its journal. Only this crate knows the `domain` library
 //! (wire format, name compression, TSIG); see `docs/ARCHITECTURE.md` for why `domain`
@@ -21,6 +25,7 @@
 mod config;
 pub mod front;
 mod notify;
+pub mod secondary;
 mod server;
 mod wire;
 

@@ -238,7 +238,8 @@ async fn notify_once(
     }
 }
 
-fn random_id() -> u16 {
+/// A message id that is hard to guess (transfers and NOTIFY).
+pub(crate) fn random_id() -> u16 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(

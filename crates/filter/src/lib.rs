@@ -9,6 +9,11 @@
 //! and reloaded when they change; a file that no longer loads leaves the running
 //! policy as it was.
 //!
+//! Zones can also be followed from a primary as a secondary: [`secondary::ZoneManager`]
+//! (AXFR, IXFR, TSIG, NOTIFY, SOA timers) keeps the last good copy on disk ([`state`])
+//! and loads it at start, and hands every change to the rest of the filter through a
+//! [`secondary::ZoneSink`].
+//!
 //! For now the policy is [`ReferenceScreen`], plain hash maps with BIND's RPZ
 //! semantics; the compact matcher of the `policy` crate will take its place and this
 //! one stays as its test oracle. Privacy: no client address is logged or stored
@@ -16,6 +21,8 @@
 
 mod allow;
 mod reference;
+pub mod secondary;
+pub mod state;
 mod zones;
 
 use std::net::{IpAddr, SocketAddr};
@@ -29,6 +36,10 @@ use serde::Deserialize;
 
 pub use allow::Allowlist;
 pub use reference::{ReferenceScreen, ZonePolicy, ZoneRules, rpz_ip_owner};
+pub use secondary::{
+    OnExpire, Refreshed, ZoneEvent, ZoneManager, ZoneSink, ZoneStatus, ZonesConfig, ZonesError,
+};
+pub use state::{OwnerDelta, OwnerRecords, StateError};
 pub use zones::{LoadError, LoadReport, Loaded, ZoneFile, load};
 
 /// Where the filter listens when neither flag nor config says.

@@ -1034,6 +1034,34 @@ fn decode_ip(text: &str) -> Result<IpNet, String> {
     Ok(net)
 }
 
+/// The rest of RFC 3597 generic data after `\\#`: a length, then that many bytes in
+/// hex (in fields of any even length).
+fn check_generic(rest: &[Token<'_>]) -> Result<(), String> {
+    let Some((len, hex)) = rest.split_first() else {
+        return Err("\\# without a length".to_owned());
+    };
+    let len: usize = match len.text.parse() {
+        Ok(n) if n <= 65_535 && !len.quoted => n,
+        _ => {
+            return Err(format!(
+                "\\# length {:?} is not a number up to 65535",
+                len.text
+            ));
+        }
+    };
+    let mut digits = 0;
+    for t in hex {
+        if t.quoted || !t.text.bytes().all(|b| b.is_ascii_hexdigit()) || t.text.len() % 2 != 0 {
+            return Err(format!("\\# data {:?} is not hex", t.text));
+        }
+        digits += t.text.len();
+    }
+    if digits != 2 * len {
+        return Err(format!("\\# says {len} bytes, the data has {}", digits / 2));
+    }
+    Ok(())
+}
+
 /// A TTL: seconds, or BIND units (`1w2d3h4m5s`).
 fn parse_ttl(text: &str) -> Option<u32> {
     if text.bytes().all(|b| b.is_ascii_digit()) {
@@ -1075,6 +1103,16 @@ fn is_generic(text: &str, prefix: &str) -> bool {
 /// Checks the record data of the types whose shape matters here.
 fn check_rdata(rtype: &str, rdata: &[Token<'_>]) -> Result<(), String> {
     let is = |t: &str| rtype.eq_ignore_ascii_case(t);
+    if let [marker, rest @ ..] = rdata
+        && marker.text == "\\#"
+        && !marker.quoted
+    {
+        // RFC 3597's generic form, for any type but the one that carries the action.
+        if is("CNAME") {
+            return Err("CNAME data in the generic \\# form: the target cannot be read".to_owned());
+        }
+        return check_generic(rest);
+    }
     let one_name = || match rdata {
         [name] if !name.quoted => Ok(()),
         _ => Err(format!("expected one name, found {} fields", rdata.len())),
@@ -1116,6 +1154,269 @@ fn check_rdata(rtype: &str, rdata: &[Token<'_>]) -> Result<(), String> {
         return Err("no record data".to_owned());
     }
     Ok(())
+}
+
+// ---------------------------------------------------------------------------------
+// Record by record: a zone as data, not as policy.
+//
+// A secondary keeps its copy of a policy zone record by record (an IXFR removes and
+// adds records, not rules), and saves it as a zone file. [`RecordReader`] reads such
+// a file back exactly as written — owner, TTL, type, data — with the lexer and name
+// rules of [`parse`], strictly: any problem is an error naming the line, since a
+// saved copy is either intact or not to be trusted. [`owner_record`] then reads one
+// owner's records as policy, the way [`parse`] would, for changes that arrive owner
+// by owner.
+
+/// One resource record as a zone file states it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZoneRecord {
+    pub line: u32,
+    /// Relative to the zone's apex, lowercase; `@` for the apex itself.
+    pub owner: String,
+    pub ttl: u32,
+    /// The type mnemonic in upper case (`CNAME`, `TYPE65280`).
+    pub rtype: String,
+    /// The data as written, its fields joined by one space (quoted strings keep their
+    /// quotes and escapes; comments and parentheses are gone).
+    pub rdata: String,
+}
+
+/// Reads a zone file's records one entry at a time; text may be fed in pieces of
+/// whole entries (the whole file, or line by line when every entry is one line).
+#[derive(Debug)]
+pub struct RecordReader {
+    /// The zone's apex, lowercase, no trailing dot.
+    apex: String,
+    /// The current `$ORIGIN` (absolute, no trailing dot).
+    origin: String,
+    default_ttl: Option<u32>,
+    last_ttl: Option<u32>,
+    /// The last owner named (absolute), for records with a blank owner.
+    previous: Option<String>,
+    /// Lines consumed so far.
+    line: u32,
+}
+
+impl RecordReader {
+    /// A reader for the zone `apex` (with or without the trailing dot); `$ORIGIN`
+    /// starts at the apex.
+    pub fn new(apex: &str) -> RecordReader {
+        let apex = apex.trim_end_matches('.').to_ascii_lowercase();
+        RecordReader {
+            origin: apex.clone(),
+            apex,
+            default_ttl: None,
+            last_ttl: None,
+            previous: None,
+            line: 0,
+        }
+    }
+
+    /// Reads the entries of `text` (the next lines of the file) and hands each record
+    /// to `visit`. The first problem, or the first error `visit` returns, ends the
+    /// reading with an error naming the line.
+    pub fn read(
+        &mut self,
+        text: &str,
+        visit: &mut dyn FnMut(ZoneRecord) -> Result<(), String>,
+    ) -> Result<(), ReadError> {
+        let mut lexer = Lexer {
+            text,
+            pos: 0,
+            line: self.line.saturating_add(1),
+        };
+        let mut tokens = Vec::with_capacity(16);
+        while let Some(entry) = lexer.next_entry(&mut tokens)? {
+            let at = Location::Line(entry.line);
+            if let Some(problem) = entry.problem {
+                return Err(ReadError::at(at, problem));
+            }
+            self.entry(&entry, &tokens, visit)
+                .map_err(|e| ReadError::at(at, e))?;
+        }
+        let newlines = memchr::memchr_iter(b'\n', text.as_bytes()).count();
+        let unterminated = u32::from(!text.is_empty() && !text.ends_with('\n'));
+        self.line = self
+            .line
+            .saturating_add(u32::try_from(newlines).unwrap_or(u32::MAX))
+            .saturating_add(unterminated);
+        Ok(())
+    }
+
+    fn entry(
+        &mut self,
+        entry: &Entry,
+        tokens: &[Token<'_>],
+        visit: &mut dyn FnMut(ZoneRecord) -> Result<(), String>,
+    ) -> Result<(), String> {
+        let origin = Name {
+            text: Cow::Borrowed(self.origin.as_str()),
+            absolute: true,
+        };
+        if let Some(first) = tokens.first()
+            && !first.quoted
+            && first.text.starts_with('$')
+        {
+            let args = tokens.get(1..).unwrap_or_default();
+            let name = first.text;
+            if name.eq_ignore_ascii_case("$ORIGIN") {
+                let [arg] = args else {
+                    return Err("$ORIGIN takes one name".to_owned());
+                };
+                if arg.quoted {
+                    return Err(format!("$ORIGIN {} is quoted", arg.text));
+                }
+                let new = resolve(arg.text, &origin)?.text.to_ascii_lowercase();
+                self.origin = new;
+                return Ok(());
+            }
+            if name.eq_ignore_ascii_case("$TTL") {
+                return match args {
+                    [arg] => match parse_ttl(arg.text) {
+                        Some(ttl) => {
+                            self.default_ttl = Some(ttl);
+                            Ok(())
+                        }
+                        None => Err(format!("invalid $TTL {:?}", arg.text)),
+                    },
+                    _ => Err("$TTL takes one TTL".to_owned()),
+                };
+            }
+            return Err(format!("directive {name} not supported here"));
+        }
+        let (owner, rest) = if entry.blank_owner {
+            let previous = self
+                .previous
+                .clone()
+                .ok_or("no owner name: the first record must name one")?;
+            (previous, tokens)
+        } else {
+            let (first, rest) = tokens.split_first().ok_or("empty entry")?;
+            if first.quoted {
+                return Err(format!("owner name {} is quoted", first.text));
+            }
+            let owner = resolve(first.text, &origin)?.text.to_ascii_lowercase();
+            self.previous = Some(owner.clone());
+            (owner, rest)
+        };
+        let mut ttl = None;
+        let mut class_seen = false;
+        let mut fields = rest.iter();
+        let rtype = loop {
+            let token = fields.next().ok_or("record has no type")?;
+            let t = token.text;
+            if token.quoted {
+                return Err(format!("expected a record type, found {t}"));
+            }
+            if CLASSES.iter().any(|c| c.eq_ignore_ascii_case(t)) || is_generic(t, "CLASS") {
+                if class_seen || !t.eq_ignore_ascii_case("IN") {
+                    return Err(format!("class {t}: only one class, IN"));
+                }
+                class_seen = true;
+            } else if t.as_bytes().first().is_some_and(u8::is_ascii_digit) {
+                if ttl.is_some() {
+                    return Err(format!("second TTL {t:?}"));
+                }
+                ttl = Some(parse_ttl(t).ok_or_else(|| format!("invalid TTL {t:?}"))?);
+            } else {
+                break t;
+            }
+        };
+        let valid_type = rtype
+            .as_bytes()
+            .first()
+            .is_some_and(u8::is_ascii_alphabetic)
+            && rtype
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if !valid_type {
+            return Err(format!("expected a record type, found {rtype:?}"));
+        }
+        let rdata = fields.as_slice();
+        check_rdata(rtype, rdata).map_err(|e| format!("{rtype}: {e}"))?;
+        let ttl = ttl
+            .or(self.default_ttl)
+            .or(self.last_ttl)
+            .ok_or("no TTL and no $TTL before it")?;
+        self.last_ttl = Some(ttl);
+        let owner = match below(&owner, &self.apex) {
+            Place::Apex => "@".to_owned(),
+            Place::Trigger(t) => t.to_owned(),
+            Place::Outside => {
+                return Err(format!("owner {owner}. is outside the zone {}.", self.apex));
+            }
+        };
+        let mut text = String::new();
+        for (i, t) in rdata.iter().enumerate() {
+            if i > 0 {
+                text.push(' ');
+            }
+            text.push_str(t.text);
+        }
+        visit(ZoneRecord {
+            line: entry.line,
+            owner,
+            ttl,
+            rtype: rtype.to_ascii_uppercase(),
+            rdata: text,
+        })
+    }
+}
+
+/// One owner's records (`(type, data)` in presentation form, as a [`ZoneRecord`]
+/// holds them) read as policy, exactly as [`parse`] reads that owner in a zone file
+/// whose origin is `apex`: the trigger its name encodes, the action its records
+/// encode. `None` for what [`parse`] skips silently (the apex, DNSSEC records); an
+/// error for what it would report. The record is placed at `line`.
+pub fn owner_record(
+    apex: &str,
+    owner: &str,
+    records: &[(&str, &str)],
+    line: u32,
+) -> Result<Option<Record>, String> {
+    if owner == "@" {
+        return Ok(None);
+    }
+    let origin_text = apex.trim_end_matches('.');
+    let origin = Name {
+        text: Cow::Borrowed(origin_text),
+        absolute: true,
+    };
+    let mut cname: Option<Name<'_>> = None;
+    let mut local: Vec<(String, String)> = Vec::new();
+    for &(rtype, rdata) in records {
+        if DNSSEC_TYPES.iter().any(|t| t.eq_ignore_ascii_case(rtype)) {
+            continue;
+        }
+        if rtype.eq_ignore_ascii_case("CNAME") {
+            if cname.is_some() || !local.is_empty() {
+                return Err(format!("{owner} has a CNAME and other data"));
+            }
+            cname = Some(resolve(rdata.trim(), &origin)?);
+        } else {
+            if cname.is_some() {
+                return Err(format!("{owner} has a CNAME and other data"));
+            }
+            let rr = (rtype.to_ascii_uppercase(), rdata.to_owned());
+            if !local.contains(&rr) {
+                local.push(rr);
+            }
+        }
+    }
+    let (value, hint, trigger) = decode_trigger(owner)?;
+    let action = match cname {
+        Some(target) => cname_action(target, &trigger, hint, &value),
+        None if local.is_empty() => return Ok(None),
+        None => RpzAction::LocalData(local),
+    };
+    let mut record = Record::new(Location::Line(line), value, hint);
+    if action == RpzAction::Passthru {
+        record = record.allow();
+    }
+    Ok(Some(record.with_meta(Meta {
+        rpz: Some(RpzPolicy { trigger, action }),
+        ..Meta::default()
+    })))
 }
 
 #[cfg(test)]
@@ -1573,6 +1874,200 @@ mod tests {
                 line 2: reject invalid-domain: "b.ex\\émple": invalid character '\\' in name (qname nxdomain)
                 diag line 3: record for \ has no type
             "#]],
+        );
+    }
+
+    /// Every record [`super::RecordReader`] reads, one per line, or the error.
+    #[track_caller]
+    fn check_records(apex: &str, input: &str, expect: Expect) {
+        let mut out = String::new();
+        let mut reader = super::RecordReader::new(apex);
+        let result = reader.read(input, &mut |r| {
+            out.push_str(&format!(
+                "{}: {} {} {} {}\n",
+                r.line, r.owner, r.ttl, r.rtype, r.rdata
+            ));
+            Ok(())
+        });
+        if let Err(e) = result {
+            out.push_str(&format!("error {e}\n"));
+        }
+        expect.assert_eq(&out);
+    }
+
+    #[test]
+    fn records_as_written() {
+        check_records(
+            "rpz.example.",
+            "$ORIGIN rpz.example.\n$TTL 300\n@ SOA ns. hostmaster. ( 7 3600\n 600 864000 300 )\n@ NS localhost.\n\
+             Evil.Example CNAME . ; comment\n*.evil.example 60 IN CNAME *.\n\
+             page.example A 192.0.2.1\n  TXT \"blocked;  here\" \"x\"\n\
+             abs.rpz.example. CNAME rpz-drop.\n$ORIGIN sub.rpz.example.\nx CNAME walled.example.\n",
+            expect![[r#"
+                3: @ 300 SOA ns. hostmaster. 7 3600 600 864000 300
+                5: @ 300 NS localhost.
+                6: evil.example 300 CNAME .
+                7: *.evil.example 60 CNAME *.
+                8: page.example 300 A 192.0.2.1
+                9: page.example 300 TXT "blocked;  here" "x"
+                10: abs 300 CNAME rpz-drop.
+                12: x.sub 300 CNAME walled.example.
+            "#]],
+        );
+    }
+
+    #[test]
+    fn generic_data() {
+        check(
+            "$ORIGIN rpz.example.\n@ SOA ns. h. 1 2 3 4 5\na.example A \\# 4 c0000201\nb.example CNAME \\# 1 00\n",
+            expect![[r#"
+                line 3: domain a.example (qname local [A \# 4 c0000201])
+                diag line 4: b.example.rpz.example. CNAME: CNAME data in the generic \# form: the target cannot be read
+            "#]],
+        );
+    }
+
+    #[test]
+    fn records_are_strict() {
+        check_records(
+            "rpz.example",
+            "$ORIGIN rpz.example.\nx CNAME .\n",
+            expect![[r#"
+                error line 2: no TTL and no $TTL before it
+            "#]],
+        );
+        check_records(
+            "rpz.example",
+            "$TTL 1\nx CNAME .\nother.example. CNAME .\n",
+            expect![[r#"
+                2: x 1 CNAME .
+                error line 3: owner other.example. is outside the zone rpz.example.
+            "#]],
+        );
+        check_records(
+            "rpz.example",
+            "$TTL 1\nx A 999.1.1.1\n",
+            expect![[r#"
+                error line 2: A: expected one IPv4 address
+            "#]],
+        );
+        check_records(
+            "rpz.example",
+            "$TTL 1\n$INCLUDE other\n",
+            expect![[r#"
+                error line 2: directive $INCLUDE not supported here
+            "#]],
+        );
+        check_records(
+            "rpz.example",
+            "$TTL 1\nx CH TXT \"a\"\n",
+            expect![[r#"
+                error line 2: class CH: only one class, IN
+            "#]],
+        );
+        check_records(
+            "rpz.example",
+            "$TTL 1\nx SOA \\# 2 0a0b\ny TYPE9 \\# 0\nz A \\# 4 c0 00 02 01\nw A \\# 4 c000\n",
+            expect![[r#"
+                2: x 1 SOA \# 2 0a0b
+                3: y 1 TYPE9 \# 0
+                4: z 1 A \# 4 c0 00 02 01
+                error line 5: A: \# says 4 bytes, the data has 2
+            "#]],
+        );
+        check_records(
+            "rpz.example",
+            "$TTL 1\nx TXT \"open\n",
+            expect![[r#"
+                error line 2: unterminated quoted string
+            "#]],
+        );
+    }
+
+    #[test]
+    fn records_fed_line_by_line_keep_their_lines() {
+        let text = "$ORIGIN rpz.example.\n$TTL 5\na CNAME .\n\nb CNAME *.\n";
+        let mut reader = super::RecordReader::new("rpz.example");
+        let mut seen = Vec::new();
+        for line in text.split_inclusive('\n') {
+            reader
+                .read(line, &mut |r| {
+                    seen.push((r.line, r.owner));
+                    Ok(())
+                })
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        assert_eq!(seen, [(3, "a".to_owned()), (5, "b".to_owned())]);
+        let err = reader
+            .read("c CNAME .\n", &mut |_| Err("stop".to_owned()))
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(err.as_deref(), Some("line 6: stop"));
+    }
+
+    #[track_caller]
+    fn check_owner(owner: &str, records: &[(&str, &str)], expect: Expect) {
+        let shown = match super::owner_record("rpz.example", owner, records, 1) {
+            Ok(Some(record)) => {
+                let mut parsed = Parsed::new(crate::Format::Rpz);
+                parsed.records.push(record);
+                dump(&parsed)
+            }
+            Ok(None) => "none\n".to_owned(),
+            Err(e) => format!("error {e}\n"),
+        };
+        expect.assert_eq(&shown);
+    }
+
+    #[test]
+    fn one_owner_as_policy() {
+        check_owner(
+            "evil.example",
+            &[("CNAME", ".")],
+            expect![[r#"
+            line 1: domain evil.example (qname nxdomain)
+        "#]],
+        );
+        check_owner(
+            "*.evil.example",
+            &[("CNAME", "*.")],
+            expect![[r#"
+                line 1: domain *.evil.example (qname nodata)
+            "#]],
+        );
+        check_owner(
+            "ok.example",
+            &[("CNAME", "rpz-passthru.")],
+            expect![[r#"
+            line 1: domain ok.example (qname passthru) allow
+        "#]],
+        );
+        check_owner(
+            "24.0.2.0.192.rpz-ip",
+            &[("CNAME", "rpz-drop.")],
+            expect![[r#"
+            line 1: cidr 192.0.2.0/24 (ip 192.0.2.0/24 drop)
+        "#]],
+        );
+        check_owner(
+            "page.example",
+            &[("A", "192.0.2.1"), ("TXT", "\"blocked\"")],
+            expect![[r#"
+            line 1: domain page.example (qname local [A 192.0.2.1 | TXT "blocked"])
+        "#]],
+        );
+        check_owner(
+            "x.example",
+            &[("CNAME", "."), ("A", "192.0.2.1")],
+            expect![[r#"
+            error x.example has a CNAME and other data
+        "#]],
+        );
+        check_owner("@", &[("NS", "localhost.")], expect!["none\n"]);
+        check_owner(
+            "x.example",
+            &[("RRSIG", "A 8 2 300 1 2 3 x. AAAA")],
+            expect!["none\n"],
         );
     }
 }

@@ -9,6 +9,9 @@
 //! not written wrongly: URLs (DNS sees no paths), names whose owner would exceed 253
 //! characters, and names ending in an `rpz-*` label (they would be read as another
 //! trigger type). [`owner`] says in advance which rules are written.
+//!
+//! [`RecordWriter`] writes a zone record by record instead, as a secondary received
+//! it (the filter's saved copy of a transferred zone): data, not rules.
 
 use std::collections::HashSet;
 use std::io::{self, Write};
@@ -217,6 +220,159 @@ fn address_owner(address: IpAddr, prefix: u8) -> String {
     }
 }
 
+/// Writes a zone record by record, as a secondary received it: `$ORIGIN`, then one
+/// line per record (`owner TTL IN TYPE data`), owners relative to the origin (`@`
+/// for the apex). The caller writes the SOA first. Each field is checked to be one
+/// token of master-file syntax, so what is written reads back as written
+/// ([`RecordReader`](crate::readers::rpz::RecordReader)) and loads in BIND; a field
+/// that is not is an `InvalidInput` error.
+#[derive(Debug)]
+pub struct RecordWriter<W: Write> {
+    out: io::BufWriter<W>,
+    records: u64,
+}
+
+impl<W: Write> RecordWriter<W> {
+    /// Starts the zone `origin` (a name in presentation form, trailing dot optional).
+    pub fn new(out: W, origin: &str) -> io::Result<RecordWriter<W>> {
+        let origin = origin.trim_end_matches('.');
+        if origin.is_empty() || !is_name_token(origin) {
+            return Err(invalid(format!("origin {origin:?} is not a name")));
+        }
+        let mut out = io::BufWriter::with_capacity(1 << 16, out);
+        writeln!(out, "; response policy zone {origin}, as transferred")?;
+        writeln!(out, "$ORIGIN {origin}.")?;
+        Ok(RecordWriter { out, records: 0 })
+    }
+
+    /// Writes one record. `owner` is relative to the origin or `@`; `rdata` is the
+    /// record data in presentation form on one line.
+    pub fn record(&mut self, owner: &str, ttl: u32, rtype: &str, rdata: &str) -> io::Result<()> {
+        if !is_name_token(owner) || owner.ends_with('.') && !owner.ends_with("\\.") {
+            return Err(invalid(format!("owner {owner:?} is not a relative name")));
+        }
+        let type_ok = rtype
+            .as_bytes()
+            .first()
+            .is_some_and(u8::is_ascii_alphabetic)
+            && rtype
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if !type_ok {
+            return Err(invalid(format!("record type {rtype:?} for {owner}")));
+        }
+        if let Err(e) = check_data_line(rdata) {
+            return Err(invalid(format!("{owner} {rtype} {rdata:?}: {e}")));
+        }
+        writeln!(self.out, "{owner} {ttl} IN {rtype} {rdata}")?;
+        self.records += 1;
+        Ok(())
+    }
+
+    /// Copies one record line, as it is, from a zone this writer's form wrote
+    /// before (a saved copy being rewritten with a few changes: the lines that do not
+    /// change are not parsed and written again). The line must be one line of
+    /// printable text starting with an owner; the newline is added if missing.
+    pub fn copy_line(&mut self, line: &str) -> io::Result<()> {
+        let body = line.strip_suffix('\n').unwrap_or(line);
+        let starts_with_owner = body
+            .bytes()
+            .next()
+            .is_some_and(|b| !matches!(b, b' ' | b'\t' | b';' | b'$'));
+        if !starts_with_owner || body.bytes().any(|b| b.is_ascii_control() && b != b'\t') {
+            return Err(invalid(format!("{body:?} is not one record line")));
+        }
+        self.out.write_all(body.as_bytes())?;
+        self.out.write_all(b"\n")?;
+        self.records += 1;
+        Ok(())
+    }
+
+    /// Records written so far.
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    /// Flushes and hands back the output.
+    pub fn finish(self) -> io::Result<W> {
+        self.out
+            .into_inner()
+            .map_err(io::IntoInnerError::into_error)
+    }
+}
+
+/// A name as one master-file token: printable ASCII, no white space, and `;`, `(`,
+/// `)` and `"` only escaped.
+fn is_name_token(text: &str) -> bool {
+    let mut escaped = false;
+    for b in text.bytes() {
+        if !(0x21..0x7f).contains(&b) {
+            return false;
+        }
+        if escaped {
+            escaped = false;
+        } else if b == b'\\' {
+            escaped = true;
+        } else if matches!(b, b';' | b'(' | b')' | b'"') {
+            return false;
+        }
+    }
+    !text.is_empty() && !escaped
+}
+
+/// Record data that stays one entry on one line and reads back as written:
+/// printable ASCII, each quoted string a whole field, fields separated by one space,
+/// no comment or parenthesis outside quotes, no dangling escape.
+fn check_data_line(rdata: &str) -> Result<(), &'static str> {
+    let bytes = rdata.as_bytes();
+    let mut quoted = false;
+    let mut escaped = false;
+    let mut prev: Option<u8> = None;
+    for (i, &b) in bytes.iter().enumerate() {
+        if !(0x20..0x7f).contains(&b) {
+            return Err("a control or non-ASCII character");
+        }
+        if escaped {
+            escaped = false;
+            prev = Some(b'x');
+            continue;
+        }
+        if quoted {
+            match b {
+                b'\\' => escaped = true,
+                b'"' => {
+                    quoted = false;
+                    if bytes.get(i + 1).is_some_and(|&n| n != b' ') {
+                        return Err("a quoted string glued to what follows");
+                    }
+                }
+                _ => {}
+            }
+        } else {
+            match b {
+                b'\\' => escaped = true,
+                b'"' if prev.is_some_and(|p| p != b' ') => {
+                    return Err("a quoted string glued to what precedes");
+                }
+                b'"' => quoted = true,
+                b' ' if prev.is_none_or(|p| p == b' ') => {
+                    return Err("an empty field (leading or double space)");
+                }
+                b';' | b'(' | b')' => return Err("a comment or parenthesis"),
+                _ => {}
+            }
+        }
+        prev = Some(b);
+    }
+    if quoted || escaped {
+        return Err("an unterminated quote or escape");
+    }
+    if prev.is_none_or(|p| p == b' ') {
+        return Err("no data, or a trailing space");
+    }
+    Ok(())
+}
+
 /// Labels that mark an address or name-server trigger when they end an owner.
 const SPECIAL_LABELS: [&str; 4] = ["rpz-ip", "rpz-client-ip", "rpz-nsip", "rpz-nsdname"];
 
@@ -342,5 +498,90 @@ mod tests {
         };
         let e = zone(&mut Vec::new(), &no_ns, &[]).err();
         assert_eq!(e.map(|e| e.kind()), Some(std::io::ErrorKind::InvalidInput));
+    }
+
+    #[test]
+    fn record_writer_round_trips_through_both_readers() {
+        let mut w =
+            super::RecordWriter::new(Vec::new(), "rpz.example.").unwrap_or_else(|e| panic!("{e}"));
+        let rows = [
+            (
+                "@",
+                300,
+                "SOA",
+                "localhost. root.localhost. 9 3600 600 864000 300",
+            ),
+            ("@", 300, "NS", "localhost."),
+            ("evil.example", 300, "CNAME", "."),
+            ("*.evil.example", 300, "CNAME", "*."),
+            ("page.example", 60, "TXT", "\"blocked; see (x)\" \"two\""),
+            ("odd\\032name.example", 300, "CNAME", "rpz-drop."),
+        ];
+        for (owner, ttl, rtype, rdata) in rows {
+            w.record(owner, ttl, rtype, rdata)
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        assert_eq!(w.records(), 6);
+        let bytes = w.finish().unwrap_or_else(|e| panic!("{e}"));
+        let text = String::from_utf8_lossy(&bytes);
+        let mut back = Vec::new();
+        crate::readers::rpz::RecordReader::new("rpz.example")
+            .read(&text, &mut |r| {
+                back.push((r.owner, r.ttl, r.rtype, r.rdata));
+                Ok(())
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+        let expected: Vec<_> = rows
+            .iter()
+            .map(|&(o, t, ty, d)| (o.to_owned(), t, ty.to_owned(), d.to_owned()))
+            .collect();
+        assert_eq!(back, expected);
+        let parsed = crate::readers::rpz::parse(&text).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(parsed.records.len(), 4, "{parsed:?}");
+        assert!(parsed.diagnostics.is_empty(), "{parsed:?}");
+    }
+
+    #[test]
+    fn record_writer_refuses_what_would_not_read_back() {
+        let mut w =
+            super::RecordWriter::new(Vec::new(), "rpz.example").unwrap_or_else(|e| panic!("{e}"));
+        let bad = [
+            ("a b", "CNAME", "."),
+            ("abs.example.", "CNAME", "."),
+            ("x;y", "CNAME", "."),
+            ("x", "C NAME", "."),
+            ("x", "TXT", "\"open"),
+            ("x", "TXT", "a ; comment"),
+            ("x", "TXT", "line\nx CNAME ."),
+            ("x", "TXT", " "),
+            ("x", "CAA", "0  \"v\""),
+            ("x", "TXT", "a\"b\""),
+            ("x", "TXT", "a\tb"),
+        ];
+        for (owner, rtype, rdata) in bad {
+            let e = w.record(owner, 1, rtype, rdata).err();
+            assert_eq!(
+                e.map(|e| e.kind()),
+                Some(std::io::ErrorKind::InvalidInput),
+                "{owner} {rtype} {rdata}"
+            );
+        }
+        assert!(super::RecordWriter::new(Vec::new(), "bad name").is_err());
+        for bad in [
+            "",
+            " x 1 IN CNAME .",
+            "$TTL 1",
+            "; c",
+            "x 1 IN CNAME .\ny 1 IN CNAME .",
+        ] {
+            assert!(w.copy_line(bad).is_err(), "{bad:?}");
+        }
+        w.copy_line("x 1 IN CNAME .\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        w.copy_line("y 1 IN CNAME .")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(w.records(), 2);
+        let out = w.finish().unwrap_or_else(|e| panic!("{e}"));
+        assert!(String::from_utf8_lossy(&out).ends_with("\nx 1 IN CNAME .\ny 1 IN CNAME .\n"));
     }
 }
