@@ -58,6 +58,10 @@ struct ServeArgs {
     /// How UDP is read: `threads` (a blocking loop per socket) or `tokio`.
     #[arg(long, value_name = "MODEL")]
     io: Option<String>,
+    /// The policy implementation: `matcher` (default) or `reference` (the hash-map
+    /// oracle, for comparisons and benchmarks).
+    #[arg(long, value_name = "ENGINE", hide = true)]
+    policy_engine: Option<String>,
     /// Configuration file (TOML): listen, upstreams, zone_files, allow, … Flags win.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -104,6 +108,11 @@ fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
             .iter()
             .map(|s| filter::ZoneFile::parse_spec(s).map_err(anyhow::Error::msg))
             .collect::<anyhow::Result<_>>()?;
+    }
+    if let Some(e) = &args.policy_engine {
+        settings.engine = filter::Engine::parse(e).ok_or_else(|| {
+            anyhow::anyhow!("--policy-engine {e:?}: expected matcher or reference")
+        })?;
     }
     crate::serve::init_logs();
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -46,6 +46,11 @@ impl Allowlist {
         Ok(())
     }
 
+    /// The allowed names (lowercase A-labels), each covering its subtree.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.names.iter().map(String::as_str)
+    }
+
     pub fn len(&self) -> usize {
         self.names.len()
     }

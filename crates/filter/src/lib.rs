@@ -14,12 +14,14 @@
 //! and loads it at start, and hands every change to the rest of the filter through a
 //! [`secondary::ZoneSink`].
 //!
-//! For now the policy is [`ReferenceScreen`], plain hash maps with BIND's RPZ
-//! semantics; the compact matcher of the `policy` crate will take its place and this
-//! one stays as its test oracle. Privacy: no client address is logged or stored
-//! here; it is passed to the policy only for RPZ-CLIENT-IP triggers.
+//! The policy runs on [`MatcherScreen`], the compact matcher of the `policy` crate;
+//! [`ReferenceScreen`] (plain hash maps with BIND's RPZ semantics) is its test
+//! oracle and can still be chosen ([`Engine::Reference`]) to compare the two.
+//! Privacy: no client address is logged or stored here; it is passed to the policy
+//! only for RPZ-CLIENT-IP triggers.
 
 mod allow;
+mod matcher;
 mod reference;
 pub mod secondary;
 pub mod state;
@@ -35,6 +37,10 @@ use dns::front::{Front, FrontConfig, Io, Screen, Verdict};
 use serde::Deserialize;
 
 pub use allow::Allowlist;
+pub use matcher::{
+    MatcherScreen, MatcherZone, ZoneMeta, allowlist_rules, build as build_matcher,
+    load_matcher_zone, zone_options,
+};
 pub use reference::{ReferenceScreen, ZonePolicy, ZoneRules, rpz_ip_owner};
 pub use secondary::{
     OnExpire, Refreshed, ZoneEvent, ZoneManager, ZoneSink, ZoneStatus, ZonesConfig, ZonesError,
@@ -100,6 +106,26 @@ pub enum FilterError {
     Io(#[from] std::io::Error),
 }
 
+/// Which implementation of the policy answers queries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Engine {
+    /// The compact matcher of the `policy` crate.
+    #[default]
+    Matcher,
+    /// The hash-map reference (the matcher's test oracle).
+    Reference,
+}
+
+impl Engine {
+    pub fn parse(text: &str) -> Option<Engine> {
+        match text {
+            "matcher" => Some(Engine::Matcher),
+            "reference" => Some(Engine::Reference),
+            _ => None,
+        }
+    }
+}
+
 /// The effective settings: config file and flags merged, defaults applied, checked.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -108,6 +134,7 @@ pub struct Settings {
     pub zone_files: Vec<ZoneFile>,
     pub allow: Vec<String>,
     pub allow_files: Vec<PathBuf>,
+    pub engine: Engine,
 }
 
 impl FilterConfig {
@@ -165,12 +192,13 @@ impl FilterConfig {
             zone_files,
             allow: self.allow.clone(),
             allow_files: self.allow_files.clone(),
+            engine: Engine::default(),
         })
     }
 }
 
-/// Builds the policy snapshot: every zone file, then the allowlist. All or nothing.
-pub fn load_policy(settings: &Settings) -> Result<(ReferenceScreen, Vec<LoadReport>), FilterError> {
+/// The allowlist of the settings: names, then files.
+fn load_allowlist(settings: &Settings) -> Result<Allowlist, FilterError> {
     let mut allow = Allowlist::from_names(settings.allow.iter().map(String::as_str))
         .map_err(FilterError::Config)?;
     for path in &settings.allow_files {
@@ -180,6 +208,12 @@ pub fn load_policy(settings: &Settings) -> Result<(ReferenceScreen, Vec<LoadRepo
             .add_text(&text)
             .map_err(|e| FilterError::Allowlist(path.clone(), e))?;
     }
+    Ok(allow)
+}
+
+/// Builds the reference policy: every zone file, then the allowlist. All or nothing.
+pub fn load_policy(settings: &Settings) -> Result<(ReferenceScreen, Vec<LoadReport>), FilterError> {
+    let allow = load_allowlist(settings)?;
     let mut zones = Vec::with_capacity(settings.zone_files.len());
     let mut reports = Vec::with_capacity(settings.zone_files.len());
     for spec in &settings.zone_files {
@@ -190,31 +224,81 @@ pub fn load_policy(settings: &Settings) -> Result<(ReferenceScreen, Vec<LoadRepo
     Ok((ReferenceScreen::new(zones, allow), reports))
 }
 
-/// The screen the front holds: the current snapshot, swapped on reload.
+/// Builds the matcher's policy: every zone file, then the allowlist. All or nothing.
+pub fn load_matcher(
+    settings: &Settings,
+) -> Result<(policy::Policy, ZoneMeta, Vec<LoadReport>), FilterError> {
+    let allow = load_allowlist(settings)?;
+    let mut zones = Vec::with_capacity(settings.zone_files.len());
+    let mut reports = Vec::with_capacity(settings.zone_files.len());
+    for spec in &settings.zone_files {
+        let loaded = load_matcher_zone(spec)?;
+        reports.push(loaded.report.clone());
+        zones.push((loaded, spec.policy.clone()));
+    }
+    let (policy, meta) = build_matcher(zones, &allow).map_err(FilterError::Config)?;
+    Ok((policy, meta, reports))
+}
+
+/// The screen the front holds: the current snapshot of the chosen engine, swapped
+/// on reload.
 #[derive(Debug)]
-pub struct LiveScreen {
-    current: ArcSwap<ReferenceScreen>,
+pub enum LiveScreen {
+    Matcher(MatcherScreen),
+    Reference(ArcSwap<ReferenceScreen>),
 }
 
 impl LiveScreen {
-    pub fn new(screen: ReferenceScreen) -> LiveScreen {
-        LiveScreen {
-            current: ArcSwap::from_pointee(screen),
-        }
+    /// Loads the settings' zones and allowlist with the settings' engine.
+    pub fn load(settings: &Settings) -> Result<(LiveScreen, Vec<LoadReport>), FilterError> {
+        Ok(match settings.engine {
+            Engine::Matcher => {
+                let (policy, meta, reports) = load_matcher(settings)?;
+                (
+                    LiveScreen::Matcher(MatcherScreen::new(policy, meta)),
+                    reports,
+                )
+            }
+            Engine::Reference => {
+                let (screen, reports) = load_policy(settings)?;
+                (
+                    LiveScreen::Reference(ArcSwap::from_pointee(screen)),
+                    reports,
+                )
+            }
+        })
     }
 
-    pub fn replace(&self, screen: ReferenceScreen) {
-        self.current.store(Arc::new(screen));
+    /// Loads again and swaps the result in; on error the running policy stays.
+    pub fn reload(&self, settings: &Settings) -> Result<Vec<LoadReport>, FilterError> {
+        match self {
+            LiveScreen::Matcher(m) => {
+                let (policy, meta, reports) = load_matcher(settings)?;
+                m.replace(policy, meta);
+                Ok(reports)
+            }
+            LiveScreen::Reference(r) => {
+                let (screen, reports) = load_policy(settings)?;
+                r.store(Arc::new(screen));
+                Ok(reports)
+            }
+        }
     }
 }
 
 impl Screen for LiveScreen {
     fn qname(&self, qname: &str, client: IpAddr) -> Option<Verdict> {
-        self.current.load().qname(qname, client)
+        match self {
+            LiveScreen::Matcher(m) => m.qname(qname, client),
+            LiveScreen::Reference(r) => r.load().qname(qname, client),
+        }
     }
 
     fn answer(&self, names: &[Box<str>], addrs: &[IpAddr]) -> Option<(usize, Verdict)> {
-        self.current.load().answer(names, addrs)
+        match self {
+            LiveScreen::Matcher(m) => m.answer(names, addrs),
+            LiveScreen::Reference(r) => r.load().answer(names, addrs),
+        }
     }
 }
 
@@ -254,9 +338,9 @@ pub struct Filter {
 impl Filter {
     /// Loads the policy and binds the listening sockets.
     pub fn start(settings: Settings) -> Result<Filter, FilterError> {
-        let (screen, loaded) = load_policy(&settings)?;
+        let (screen, loaded) = LiveScreen::load(&settings)?;
         log_loaded(&loaded, &settings.zone_files);
-        let screen = Arc::new(LiveScreen::new(screen));
+        let screen = Arc::new(screen);
         let front = Front::new(screen.clone(), settings.front.clone());
         let listeners = front.bind(settings.listen).map_err(|e| {
             FilterError::Config(format!("cannot listen on {}: {e}", settings.listen))
@@ -322,11 +406,11 @@ async fn watch(settings: Settings, screen: Arc<LiveScreen>) {
         seen = now;
         let loaded = {
             let settings = settings.clone();
-            tokio::task::spawn_blocking(move || load_policy(&settings)).await
+            let screen = screen.clone();
+            tokio::task::spawn_blocking(move || screen.reload(&settings)).await
         };
         match loaded {
-            Ok(Ok((new, loaded))) => {
-                screen.replace(new);
+            Ok(Ok(loaded)) => {
                 log_loaded(&loaded, &settings.zone_files);
                 tracing::info!("policy reloaded");
             }

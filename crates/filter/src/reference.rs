@@ -181,12 +181,12 @@ impl ZoneRules {
         None
     }
 
-    fn match_ip(rules: &[(IpNet, RuleData)], addr: IpAddr) -> Option<&RuleData> {
+    fn match_ip(rules: &[(IpNet, RuleData)], addr: IpAddr) -> Option<(IpNet, &RuleData)> {
         rules
             .iter()
             .filter(|(net, _)| net.contains(&addr))
             .max_by_key(|(net, _)| net.prefix_len())
-            .map(|(_, r)| r)
+            .map(|(net, r)| (*net, r))
     }
 }
 
@@ -307,7 +307,7 @@ impl ReferenceScreen {
 
 /// The pseudo-zone an allowlist PASSTHRU names (never shown: PASSTHRU rewrites
 /// nothing).
-fn allowlist_zone() -> Arc<PolicyZone> {
+pub(crate) fn allowlist_zone() -> Arc<PolicyZone> {
     let soa = PolicySoa {
         ttl: 0,
         mname: "localhost".into(),
@@ -335,7 +335,11 @@ impl Screen for ReferenceScreen {
                 shadow: false,
             });
         }
-        self.first(|z| ZoneRules::match_ip(&z.client_ip, client).or_else(|| z.match_name(qname)))
+        self.first(|z| {
+            ZoneRules::match_ip(&z.client_ip, client)
+                .map(|(_, r)| r)
+                .or_else(|| z.match_name(qname))
+        })
     }
 
     fn answer(&self, names: &[Box<str>], addrs: &[IpAddr]) -> Option<(usize, Verdict)> {
@@ -353,10 +357,23 @@ impl Screen for ReferenceScreen {
             }
         }
         if !addrs.is_empty() {
+            // Over all addresses of the answer: the longest prefix, then the
+            // smallest address (IPv4 compared as IPv4-mapped IPv6), as BIND does.
             let found = self.first(|z| {
                 addrs
                     .iter()
-                    .find_map(|a| ZoneRules::match_ip(&z.response_ip, *a))
+                    .filter_map(|a| {
+                        let (net, r) = ZoneRules::match_ip(&z.response_ip, *a)?;
+                        Some((*a, net, r))
+                    })
+                    .min_by_key(|(a, net, _)| {
+                        let len = u16::from(net.prefix_len());
+                        match a {
+                            IpAddr::V4(v4) => (std::cmp::Reverse(len + 96), v4.to_ipv6_mapped()),
+                            IpAddr::V6(v6) => (std::cmp::Reverse(len), *v6),
+                        }
+                    })
+                    .map(|(_, _, r)| r)
             });
             match found {
                 Some(v) if !v.shadow => return Some((names.len(), v)),

@@ -53,6 +53,12 @@ impl LivePolicy {
         self.writer.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Replaces the whole policy (a reload of every zone at once).
+    pub fn replace(&self, policy: Policy) {
+        let _writing = self.write();
+        self.current.store(Arc::new(policy));
+    }
+
     /// Replaces zone `index`'s rules (after a full transfer).
     pub fn replace_zone(&self, index: usize, rules: RuleSet) -> Result<(), UpdateError> {
         let _writing = self.write();

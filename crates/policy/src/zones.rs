@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use indicator::IpNet;
 
-use crate::{QueryName, Response, RuleSet};
+use crate::{AddressMatch, QueryName, Response, RuleSet};
 
 /// BIND's limit, and the width of [`Verdict::logged`].
 pub const MAX_ZONES: usize = 64;
@@ -236,21 +236,7 @@ impl Policy {
             if slot.zone.is_some_and(|i| i >= limit) {
                 break;
             }
-            // Longest prefix first; on a tie the smallest address (BIND compares
-            // IPv4 as IPv4-mapped IPv6, so a /24 counts as a /120).
-            let best = answer
-                .iter()
-                .filter_map(|&a| slot.rules.lookup_response_ip(a).map(|m| (a, m)))
-                .max_by(|(a, x), (b, y)| {
-                    let key = |addr: IpAddr, net: IpNet| {
-                        let len = match addr {
-                            IpAddr::V4(_) => u16::from(net.prefix_len()) + 96,
-                            IpAddr::V6(_) => u16::from(net.prefix_len()),
-                        };
-                        (len, std::cmp::Reverse(mapped(addr)))
-                    };
-                    key(*a, x.net).cmp(&key(*b, y.net))
-                });
+            let best = Policy::best_response_ip(slot.rules, answer);
             if let Some((address, m)) = best {
                 let trigger = Matched::ResponseIp {
                     net: m.net,
@@ -268,6 +254,30 @@ impl Policy {
             hit: before.hit,
             logged,
         }
+    }
+}
+
+impl Policy {
+    /// The RPZ-IP rule of one zone that an answer's addresses trigger: the longest
+    /// prefix first; on a tie the smallest address (BIND compares IPv4 as
+    /// IPv4-mapped IPv6, so a /24 counts as a /120).
+    pub fn best_response_ip<'r>(
+        rules: &'r RuleSet,
+        answer: &[IpAddr],
+    ) -> Option<(IpAddr, AddressMatch<'r>)> {
+        answer
+            .iter()
+            .filter_map(|&a| rules.lookup_response_ip(a).map(|m| (a, m)))
+            .max_by(|(a, x), (b, y)| {
+                let key = |addr: IpAddr, net: IpNet| {
+                    let len = match addr {
+                        IpAddr::V4(_) => u16::from(net.prefix_len()) + 96,
+                        IpAddr::V6(_) => u16::from(net.prefix_len()),
+                    };
+                    (len, std::cmp::Reverse(mapped(addr)))
+                };
+                key(*a, x.net).cmp(&key(*b, y.net))
+            })
     }
 }
 

@@ -31,6 +31,17 @@ use indicator::{Hint, IpNet};
 use crate::{Format, Location, Meta, Parsed, ReadError, Record, RpzAction, RpzPolicy, RpzTrigger};
 
 pub fn parse(text: &str) -> Result<Parsed, ReadError> {
+    let mut records = Vec::new();
+    let mut parsed = parse_each(text, &mut |r| records.push(r))?;
+    parsed.records = records;
+    Ok(parsed)
+}
+
+/// Like [`parse`], but hands each record to `sink` as it is made instead of
+/// collecting them: a loader that turns records into something smaller (the
+/// filter's matcher) never holds a million `Record`s at once. The returned
+/// `Parsed` has the diagnostics and no records.
+pub fn parse_each(text: &str, sink: &mut dyn FnMut(Record)) -> Result<Parsed, ReadError> {
     let mut parsed = Parsed::new(Format::Rpz);
     let mut zone = Zone::default();
     let mut lexer = Lexer {
@@ -56,7 +67,7 @@ pub fn parse(text: &str) -> Result<Parsed, ReadError> {
             "no SOA and no resource record: not an RPZ zone{first}"
         )));
     }
-    zone.finish(&mut parsed);
+    zone.finish(&mut parsed, sink);
     Ok(parsed)
 }
 
@@ -827,7 +838,7 @@ impl<'a> Zone<'a> {
     }
 
     /// Places every owner below the apex and turns it into a record.
-    fn finish(self, parsed: &mut Parsed) {
+    fn finish(self, parsed: &mut Parsed, sink: &mut dyn FnMut(Record)) {
         let soa = self.soa.as_ref();
         let (abs_origin, rel_apex) = match (soa, &self.first_origin) {
             (Some(soa), _) if soa.absolute => (soa.text.to_ascii_lowercase(), String::new()),
@@ -845,7 +856,6 @@ impl<'a> Zone<'a> {
                 soa.map(|s| s.text.to_ascii_lowercase()).unwrap_or_default(),
             ),
         };
-        parsed.records.reserve(self.pending.len());
         for pending in self.pending {
             let at = Location::Line(pending.line);
             let owner = &pending.owner;
@@ -887,7 +897,7 @@ impl<'a> Zone<'a> {
                 rpz: Some(RpzPolicy { trigger, action }),
                 ..Meta::default()
             });
-            parsed.records.push(record);
+            sink(record);
         }
     }
 }
