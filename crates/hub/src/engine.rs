@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use analysis::{Context, Decision, decide};
 use indicator::{Indicator, Timestamp};
-use store::{DecisionRow, ObservationWithSource, RuleChanges, RuleDelta, Tx};
+use store::{DecisionRow, ObservationWithSource, RuleChanges, RuleDelta, RuleDeltas, Tx};
 
 use crate::evidence::{decision_row, evidence_by_indicator, evidence_of, indicator_of};
 
@@ -121,7 +121,12 @@ pub fn recompute_with_fresh(
 }
 
 /// Feed → changes of rule reference counts, in any order, a rule possibly repeated.
-pub type Deltas = BTreeMap<String, Vec<RuleDelta>>;
+pub type Deltas = RuleDeltas;
+
+/// The feed of every published rule: the store's union feed, so that a rule is
+/// stored once, in its category's feed, and `all` follows (see
+/// [`store::Tx::feed_declare_union`]).
+pub const ALL_FEED: &str = "all";
 
 /// The state of a recompute while it decides indicator after indicator.
 struct Run {
@@ -176,11 +181,18 @@ impl Run {
 }
 
 /// Adds `by` to the count of each `(feed, rule)` pair of `row`, moving its rules
-/// into the last feed's list: this runs for every indicator of an import.
+/// into the last feed's list: this runs for every indicator of an import. A rule
+/// that is in a category feed is in [`ALL_FEED`] through it, the union, and is not
+/// counted there again; only a rule in no other feed is counted in `all` itself.
 fn count_rules(deltas: &mut Deltas, row: DecisionRow, by: i64) {
-    let DecisionRow { rules, feeds, .. } = row;
+    let DecisionRow {
+        rules, mut feeds, ..
+    } = row;
     if rules.is_empty() {
         return;
+    }
+    if feeds.iter().any(|f| f != ALL_FEED) {
+        feeds.retain(|f| f != ALL_FEED);
     }
     let Some((last, others)) = feeds.split_last() else {
         return;
@@ -206,15 +218,16 @@ fn feed_list<'d>(deltas: &'d mut Deltas, feed: &str) -> Option<&'d mut Vec<RuleD
     deltas.get_mut(feed)
 }
 
-/// Adjusts feed rules by `deltas` and journals each feed that changed.
+/// Adjusts feed rules by `deltas` and journals each feed that changed, the union
+/// feed [`ALL_FEED`] included.
 pub fn apply_deltas(
     tx: &mut dyn Tx,
-    deltas: Deltas,
+    mut deltas: Deltas,
     now: Timestamp,
     batch_id: Option<i64>,
     applied: &mut Applied,
 ) -> store::Result<()> {
-    for (feed, mut list) in deltas {
+    for list in deltas.values_mut() {
         // Sorted, then each rule's changes summed: one delta per rule, none zero.
         // (Equal rules are summed, so their order does not matter: unstable is fine.)
         list.sort_unstable_by(|a, b| a.rule.cmp(&b.rule));
@@ -226,11 +239,13 @@ pub fn apply_deltas(
             same
         });
         list.retain(|d| d.delta != 0);
-        if list.is_empty() {
-            continue;
-        }
-        tx.feed_ensure(&feed)?;
-        let changes = tx.feed_rules_adjust(&feed, &list)?;
+    }
+    deltas.retain(|_, list| !list.is_empty());
+    if deltas.is_empty() {
+        return Ok(());
+    }
+    tx.feed_declare_union(ALL_FEED)?;
+    for (feed, changes) in tx.rules_adjust(&deltas)? {
         if changes.is_empty() {
             continue;
         }

@@ -79,7 +79,7 @@ pub fn feeds_for(category: Category) -> Vec<String> {
         .into_iter()
         .map(str::to_owned)
         .collect();
-    feeds.push("all".to_owned());
+    feeds.push(crate::engine::ALL_FEED.to_owned());
     feeds
 }
 

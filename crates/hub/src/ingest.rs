@@ -372,10 +372,9 @@ fn hold(
 }
 
 fn feed_counts(tx: &mut dyn Tx) -> store::Result<HashMap<String, usize>> {
-    let mut counts = HashMap::new();
-    for f in tx.feeds()? {
-        let n = tx.feed_rule_count(&f.name)?;
-        counts.insert(f.name, usize::try_from(n).unwrap_or(usize::MAX));
-    }
-    Ok(counts)
+    Ok(tx
+        .feeds()?
+        .into_iter()
+        .map(|f| (f.name, usize::try_from(f.rules).unwrap_or(usize::MAX)))
+        .collect())
 }
