@@ -110,6 +110,18 @@ pub fn recompute_with_fresh(
         mut deltas,
     } = run;
     tx.decisions_put(&new_rows)?;
+    // A million names make lists of millions of deltas: sized once, not grown.
+    let mut sizes: BTreeMap<&str, usize> = BTreeMap::new();
+    for (row, _) in new_rows.iter().zip(&changed).filter(|(_, c)| **c) {
+        for feed in counted_feeds(&row.feeds) {
+            *sizes.entry(feed).or_default() += row.rules.len();
+        }
+    }
+    for (feed, n) in sizes {
+        if let Some(list) = feed_list(&mut deltas, feed) {
+            list.reserve(n);
+        }
+    }
     // Written: the new rules can now move into the deltas rather than be copied.
     for (row, changed) in new_rows.into_iter().zip(changed) {
         if changed {
@@ -185,29 +197,36 @@ impl Run {
 /// that is in a category feed is in [`ALL_FEED`] through it, the union, and is not
 /// counted there again; only a rule in no other feed is counted in `all` itself.
 fn count_rules(deltas: &mut Deltas, row: DecisionRow, by: i64) {
-    let DecisionRow {
-        rules, mut feeds, ..
-    } = row;
+    let DecisionRow { rules, feeds, .. } = row;
     if rules.is_empty() {
         return;
     }
-    if feeds.iter().any(|f| f != ALL_FEED) {
-        feeds.retain(|f| f != ALL_FEED);
-    }
-    let Some((last, others)) = feeds.split_last() else {
-        return;
-    };
-    for feed in others {
-        if let Some(list) = feed_list(deltas, feed) {
-            list.extend(rules.iter().map(|rule| RuleDelta {
+    let n = counted_feeds(&feeds).count();
+    let mut rules = Some(rules);
+    for (i, feed) in counted_feeds(&feeds).enumerate() {
+        let Some(list) = feed_list(deltas, feed) else {
+            continue;
+        };
+        if i + 1 < n {
+            list.extend(rules.iter().flatten().map(|rule| RuleDelta {
                 rule: rule.clone(),
                 delta: by,
             }));
+        } else if let Some(rules) = rules.take() {
+            list.extend(rules.into_iter().map(|rule| RuleDelta { rule, delta: by }));
         }
     }
-    if let Some(list) = feed_list(deltas, last) {
-        list.extend(rules.into_iter().map(|rule| RuleDelta { rule, delta: by }));
-    }
+}
+
+/// The feeds whose own reference counts a decision's rules count in: every feed it
+/// names but [`ALL_FEED`], which has them through the others, unless it is the only
+/// one.
+fn counted_feeds(feeds: &[String]) -> impl Iterator<Item = &str> {
+    let only_all = feeds.iter().all(|f| f == ALL_FEED);
+    feeds
+        .iter()
+        .map(String::as_str)
+        .filter(move |f| only_all || *f != ALL_FEED)
 }
 
 /// `feed`'s list in `deltas` (always there), allocating its name only the first time.

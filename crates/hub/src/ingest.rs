@@ -261,7 +261,7 @@ pub fn import(
         // written, and no decision: it is decided from that row, unread. (Unless
         // the file also revoked it, which deleted the row again.)
         let revoked_ids: HashSet<i64> = rids.iter().copied().collect();
-        let mut fresh = Vec::new();
+        let mut fresh = Vec::with_capacity(items.len());
         let mut affected = Vec::with_capacity(ids.len() + rids.len());
         for (((indicator, _), row), new) in items.iter().zip(&rows).zip(created) {
             if new && !revoked_ids.contains(&row.indicator_id) {

@@ -2,9 +2,10 @@
 //!
 //! Everything the hub knows lives here: sources and their trust, every observation
 //! with its provenance, the decision for each indicator, the rules each feed publishes
-//! (reference-counted, because several indicators can support one rule), the journal
-//! of every published change under a serial that only grows, allowlists, batches held
-//! for review, and the audit log. SQLite (bundled, WAL) is the embedded default;
+//! (reference-counted, because several indicators can support one rule; one feed may
+//! be the union of all the others, stored once), the journal of every published
+//! change under a serial that only grows, allowlists, batches held for review, and
+//! the audit log. SQLite (bundled, WAL) is the embedded default;
 //! PostgreSQL is the production store. Both run the same schema and migrations, and
 //! the same test suite (`tests/suite.rs`) runs against both.
 //!

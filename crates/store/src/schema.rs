@@ -967,7 +967,8 @@ pub(crate) fn journal_chunks<'a>(
         .map(|r| (OP_ADD, r))
         .chain(removed.iter().map(|r| (OP_REMOVE, r)));
     for (seq, (op, rule)) in (0_i64..).zip(ops) {
-        if rule.trigger.contains(['\n', '\r']) || rule.action.contains(['\n', '\r']) {
+        let line_break = |t: &str| t.bytes().any(|b| b == b'\n' || b == b'\r');
+        if line_break(&rule.trigger) || line_break(&rule.action) {
             return Err(invalid(format!(
                 "feed {feed:?}: rule {:?} {:?} contains a line break",
                 rule.trigger, rule.action
@@ -1126,6 +1127,11 @@ impl<'a> Adjustment<'a> {
         {
             adjustment.rules.reserve(list.len());
             adjustment.deltas.reserve(list.len());
+            // Sized once: an import of new names adds every rule, to the feed and
+            // to the union.
+            for slot in &mut adjustment.slots {
+                slot.changes.added.reserve(list.len());
+            }
             for d in list.iter().filter(|d| d.delta != 0) {
                 let at = adjustment.deltas.len();
                 adjustment.deltas.push((0, d.delta));

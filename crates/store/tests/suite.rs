@@ -1156,7 +1156,10 @@ fn union_feed_has_every_rule_once(store: &mut Store) {
     let y = delta("y.example", 1);
     let c = publish_all(
         store,
-        &[("sd-a", &[x.clone(), y.clone()]), ("sd-b", &[x.clone()])],
+        &[
+            ("sd-a", &[x.clone(), y.clone()]),
+            ("sd-b", std::slice::from_ref(&x)),
+        ],
         100,
     );
     assert_eq!(triggers(&c["sd-a"].added), ["x.example", "y.example"]);
@@ -1194,7 +1197,10 @@ fn union_feed_has_every_rule_once(store: &mut Store) {
     // keeps the serial at which it entered the union.
     let c = publish_all(
         store,
-        &[("sd-b", &[delta("x.example", -1)]), ("sd-a", &[x.clone()])],
+        &[
+            ("sd-b", &[delta("x.example", -1)]),
+            ("sd-a", std::slice::from_ref(&x)),
+        ],
         300,
     );
     assert_eq!(triggers(&c["sd-a"].added), ["x.example"]);
@@ -1204,9 +1210,9 @@ fn union_feed_has_every_rule_once(store: &mut Store) {
     // A rule only the union carries, then also a feed: it enters once, and leaves
     // when the last of them lets go.
     let z = delta("z.example", 1);
-    let c = publish_all(store, &[("sd-all", &[z.clone()])], 400);
+    let c = publish_all(store, &[("sd-all", std::slice::from_ref(&z))], 400);
     assert_eq!(triggers(&c["sd-all"].added), ["z.example"]);
-    let c = publish_all(store, &[("sd-a", &[z.clone()])], 500);
+    let c = publish_all(store, &[("sd-a", std::slice::from_ref(&z))], 500);
     assert!(c["sd-all"].is_empty(), "{c:?}");
     let c = publish_all(store, &[("sd-all", &[delta("z.example", -1)])], 600);
     assert!(c["sd-all"].is_empty(), "{c:?}");
