@@ -12,9 +12,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use analysis::{Context, Decision, decide};
 use indicator::{Indicator, Timestamp};
-use store::{DecisionRow, ObservationWithSource, RuleChanges, RuleDelta, RuleDeltas, Tx};
+use store::{DecisionRow, ObservationRow, RuleChanges, RuleDelta, RuleDeltas, SourceRow, Tx};
 
-use crate::evidence::{decision_row, evidence_by_indicator, evidence_of, indicator_of};
+use crate::evidence::{decision_row, evidence_by_indicator, evidence_of_row, indicator_of};
 
 /// What a recompute changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -38,12 +38,15 @@ impl Applied {
 }
 
 /// An indicator this transaction has just created (see
-/// [`store::Tx::indicator_ids_created`]) with its only observation, as stored.
+/// [`store::Tx::indicator_ids_created`]) with its only observation, as stored
+/// (times in whole seconds, see [`store::stored_time`]), and that observation's
+/// source.
 #[derive(Debug)]
 pub struct Fresh<'a> {
     pub id: i64,
     pub indicator: &'a Indicator,
-    pub observation: ObservationWithSource,
+    pub observation: &'a ObservationRow,
+    pub source: &'a SourceRow,
 }
 
 /// Re-decides `ids` from their stored evidence and publishes the difference.
@@ -100,7 +103,7 @@ pub fn recompute_with_fresh(
         }
     }
     for f in fresh {
-        let evidence = evidence_of([&f.observation]);
+        let evidence = evidence_of_row(f.observation, f.source);
         run.decide(f.id, f.indicator, &evidence, None, cx, now);
     }
     let Run {
