@@ -12,10 +12,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use analysis::{Context, FeedChange};
 use formats::{Parsed, Polarity, Record};
 use indicator::{Category, Confidence, Domain, Host, Indicator, RejectCode, Timestamp, Tlp};
-use store::{
-    AuditEntry, BatchStatus, NewBatch, NewSource, ObservationRow, ObservationWithSource,
-    StoreError, Tx,
-};
+use store::{AuditEntry, BatchStatus, NewBatch, NewSource, ObservationRow, StoreError, Tx};
 
 use crate::engine::{Applied, Fresh, recompute_with_fresh, unique_ids};
 use crate::evidence::key;
@@ -188,11 +185,14 @@ fn observation_rows(
     defaults: &ImportDefaults,
     now: Timestamp,
 ) -> Vec<ObservationRow> {
+    // Times as the store keeps them (whole seconds), so that a row is what
+    // `Tx::observations_of` would read back after writing it.
+    let now = store::stored_time(now);
     items
         .iter()
         .zip(ids)
         .map(|((_, d), &id)| {
-            let first_seen = d.first_seen.unwrap_or(now).min(now);
+            let first_seen = store::stored_time(d.first_seen.unwrap_or(now).min(now));
             // A feed re-listing an indicator is a new sighting now, whatever date it
             // first gave: that is what re-arms the decay.
             let last_seen = now;
@@ -205,23 +205,12 @@ fn observation_rows(
                 tags: d.tags.clone(),
                 first_seen,
                 last_seen,
-                valid_until: d.valid_until,
+                valid_until: d.valid_until.map(store::stored_time),
                 count: 1,
                 reference: d.reference.clone(),
             }
         })
         .collect()
-}
-
-/// `row` as the store keeps it, as [`Tx::observations_of`] would return it after
-/// `row` was inserted.
-fn stored(row: &ObservationRow) -> ObservationRow {
-    ObservationRow {
-        first_seen: store::stored_time(row.first_seen),
-        last_seen: store::stored_time(row.last_seen),
-        valid_until: row.valid_until.map(store::stored_time),
-        ..row.clone()
-    }
 }
 
 /// Imports a prepared batch from `source` in one transaction (two when held).
@@ -261,25 +250,20 @@ pub fn import(
         // written, and no decision: it is decided from that row, unread. (Unless
         // the file also revoked it, which deleted the row again.)
         let revoked_ids: HashSet<i64> = rids.iter().copied().collect();
-        let mut fresh = Vec::new();
+        let mut fresh = Vec::with_capacity(items.len());
         let mut affected = Vec::with_capacity(ids.len() + rids.len());
         for (((indicator, _), row), new) in items.iter().zip(&rows).zip(created) {
             if new && !revoked_ids.contains(&row.indicator_id) {
                 fresh.push(Fresh {
                     id: row.indicator_id,
                     indicator,
-                    observation: ObservationWithSource {
-                        observation: stored(row),
-                        source: src.name.clone(),
-                        trust: src.trust,
-                        group: src.group.clone(),
-                    },
+                    observation: row,
+                    source: &src,
                 });
             } else {
                 affected.push(row.indicator_id);
             }
         }
-        drop(rows);
         affected.extend(rids);
         let affected = unique_ids(affected);
         let counts_before = feed_counts(tx)?;
@@ -372,10 +356,9 @@ fn hold(
 }
 
 fn feed_counts(tx: &mut dyn Tx) -> store::Result<HashMap<String, usize>> {
-    let mut counts = HashMap::new();
-    for f in tx.feeds()? {
-        let n = tx.feed_rule_count(&f.name)?;
-        counts.insert(f.name, usize::try_from(n).unwrap_or(usize::MAX));
-    }
-    Ok(counts)
+    Ok(tx
+        .feeds()?
+        .into_iter()
+        .map(|f| (f.name, usize::try_from(f.rules).unwrap_or(usize::MAX)))
+        .collect())
 }
