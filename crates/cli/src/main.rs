@@ -14,6 +14,7 @@ mod hubcli;
 mod import;
 mod input;
 mod partner;
+mod pull;
 mod review;
 mod serve;
 mod verify;
@@ -45,6 +46,7 @@ enum Command {
     Sweep(import::SweepArgs),
     Hub(serve::HubArgs),
     Partner(partner::Args),
+    Pull(pull::Args),
     Verify(verify::Args),
 }
 
@@ -64,6 +66,7 @@ fn main() -> ExitCode {
         Command::Sweep(args) => import::sweep(&args),
         Command::Hub(args) => serve::run(&args),
         Command::Partner(args) => partner::run(&args),
+        Command::Pull(args) => pull::run(&args),
         Command::Verify(args) => verify::run(&args),
     };
     match result {
