@@ -39,9 +39,14 @@ pub struct Args {
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let text = std::fs::read_to_string(&args.config)
         .with_context(|| format!("cannot read {}", args.config.display()))?;
-    let config = hub::ServeConfig::parse(&text).with_context(|| args.config.display().to_string())?;
+    let config =
+        hub::ServeConfig::parse(&text).with_context(|| args.config.display().to_string())?;
     let Some(source) = config.feed_sources.iter().find(|s| s.name == args.name) else {
-        let names: Vec<&str> = config.feed_sources.iter().map(|s| s.name.as_str()).collect();
+        let names: Vec<&str> = config
+            .feed_sources
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
         anyhow::bail!(
             "{}: no [[feed_source]] named {:?} (configured: {})",
             args.config.display(),

@@ -1091,7 +1091,11 @@ fn snapshot_batches_are_marked(store: &mut Store) {
     assert!(r(store, |tx| tx.batch_is_snapshot(snap)));
     assert!(!r(store, |tx| tx.batch_is_snapshot(plain)));
     // Only a batch that exists can be marked.
-    assert!(store.write(|tx| tx.batch_mark_snapshot(snap + 100)).is_err());
+    assert!(
+        store
+            .write(|tx| tx.batch_mark_snapshot(snap + 100))
+            .is_err()
+    );
 }
 
 // --- integrity, transactions

@@ -306,11 +306,19 @@ mod tests {
 
     #[test]
     fn bodies_that_are_not_feeds_fail() {
-        assert_eq!(check(b"evil.example\nbad.example\n", None), "plain 2 records");
+        assert_eq!(
+            check(b"evil.example\nbad.example\n", None),
+            "plain 2 records"
+        );
         assert_eq!(check(b"", None), "plain 0 records");
         assert!(check(b"a\0b", None).contains("binary data"));
-        assert!(check(b"<html><body>Service Unavailable</body></html>\n", Some(Format::Plain))
-            .contains("all rejected"));
+        assert!(
+            check(
+                b"<html><body>Service Unavailable</body></html>\n",
+                Some(Format::Plain)
+            )
+            .contains("all rejected")
+        );
         assert!(check(b"{\"error\": \"quota\"}", None).starts_with("error: "));
     }
 
@@ -319,12 +327,13 @@ mod tests {
         use std::io::Write;
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         let text = "evil.example\n".repeat(1000);
-        gz.write_all(text.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+        gz.write_all(text.as_bytes())
+            .unwrap_or_else(|e| panic!("{e}"));
         let gz = gz.finish().unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(check(&gz, None), "plain 1000 records");
         let mut small = source(None);
         small.max_body = 100;
-        let e = read_body(&gz, &small).map(|_| ()).unwrap_err();
+        let e = read_body(&gz, &small).err().unwrap_or_default();
         assert!(e.contains("expands beyond max_body"), "{e}");
     }
 

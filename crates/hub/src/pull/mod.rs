@@ -313,7 +313,9 @@ async fn save(hub: &SharedHub, st: &SourceStatus) {
     let name = st.name.clone();
     let at = st.last_attempt.unwrap_or_else(Timestamp::now);
     let result = tokio::task::spawn_blocking(move || {
-        let mut hub = hub.lock().map_err(|_| "the hub's lock is poisoned".to_owned())?;
+        let mut hub = hub
+            .lock()
+            .map_err(|_| "the hub's lock is poisoned".to_owned())?;
         hub.store
             .write(|tx| tx.pull_state_put(&name, &text, at))
             .map_err(|e| e.to_string())
@@ -364,13 +366,16 @@ fn next_wait(source: &FeedSource, st: &SourceStatus) -> Duration {
     }
 }
 
+/// The running task of each source, with the config it runs.
+type Tasks = HashMap<String, (FeedSource, tokio::task::JoinHandle<()>)>;
+
 /// Pulls each configured source on its schedule, one task per source.
 #[derive(Debug, Clone)]
 pub struct Scheduler {
     hub: SharedHub,
     status: Arc<PullStatus>,
     who: String,
-    tasks: Arc<Mutex<HashMap<String, (FeedSource, tokio::task::JoinHandle<()>)>>>,
+    tasks: Arc<Mutex<Tasks>>,
 }
 
 impl Scheduler {
@@ -460,9 +465,7 @@ async fn run_source(hub: SharedHub, status: Arc<PullStatus>, source: FeedSource,
         if !wait.is_zero() {
             let mut st = status.get(&source.name).unwrap_or_else(|| last.clone());
             st.name = source.name.clone();
-            st.next_attempt = Timestamp::now()
-                .checked_add(wait)
-                .ok();
+            st.next_attempt = Timestamp::now().checked_add(wait).ok();
             status.put(st);
             tokio::time::sleep(wait).await;
         }
@@ -475,9 +478,7 @@ async fn run_source(hub: SharedHub, status: Arc<PullStatus>, source: FeedSource,
         if st.last_outcome == Some(Outcome::Failed) {
             st.retry_in_ms = Some(millis(wait));
         }
-        st.next_attempt = Timestamp::now()
-            .checked_add(wait)
-            .ok();
+        st.next_attempt = Timestamp::now().checked_add(wait).ok();
         status.put(st);
     }
 }

@@ -201,7 +201,10 @@ mod tests {
             ..SourceStatus::default()
         };
         let json = serde_json::to_string(&s).unwrap_or_default();
-        assert!(json.contains("\"last_attempt\":\"2026-12-01T10:00:00Z\""), "{json}");
+        assert!(
+            json.contains("\"last_attempt\":\"2026-12-01T10:00:00Z\""),
+            "{json}"
+        );
         assert!(json.contains("\"last_outcome\":\"not-modified\""), "{json}");
         let back: SourceStatus = serde_json::from_str(&json).unwrap_or_default();
         assert_eq!(back, s);
