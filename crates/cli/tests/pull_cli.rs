@@ -27,10 +27,13 @@ fn data(rel: &str) -> PathBuf {
         .join(rel)
 }
 
+/// URL path → body.
+type Bodies = Vec<(String, Vec<u8>)>;
+
 /// Serves `bodies[path]` with ETag `"<len>"`; 500 for everything when `broken`.
 struct FeedServer {
     addr: SocketAddr,
-    bodies: Arc<Mutex<Vec<(String, Vec<u8>)>>>,
+    bodies: Arc<Mutex<Bodies>>,
     broken: Arc<AtomicBool>,
     not_modified: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
@@ -41,7 +44,7 @@ impl FeedServer {
     fn start() -> FeedServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
         let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-        let bodies: Arc<Mutex<Vec<(String, Vec<u8>)>>> = Arc::default();
+        let bodies: Arc<Mutex<Bodies>> = Arc::default();
         let broken = Arc::new(AtomicBool::new(false));
         let not_modified = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
@@ -92,7 +95,7 @@ impl Drop for FeedServer {
 
 fn answer(
     conn: TcpStream,
-    bodies: &Mutex<Vec<(String, Vec<u8>)>>,
+    bodies: &Mutex<Bodies>,
     broken: &AtomicBool,
     not_modified: &AtomicUsize,
 ) {
