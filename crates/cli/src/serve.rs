@@ -57,8 +57,9 @@ struct ServeArgs {
     /// directory; required with --postgres unless the config names one].
     #[arg(long, value_name = "DIR")]
     key_dir: Option<PathBuf>,
-    /// The service's TOML: `listen`, `[http]` (listen, key_dir) and `[[partner]]`
-    /// tables (name, feeds, tsig, notify, allow_ips). Watched: edits apply live.
+    /// The service's TOML: `listen`, `[http]` (listen, key_dir), `[[partner]]`
+    /// tables (name, feeds, tsig, notify, allow_ips) and `[[feed_source]]` tables
+    /// (feeds to pull: name, url, interval, …). Watched: edits apply live.
     #[arg(long, env = "SHAREDEFEND_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
 }
