@@ -15,6 +15,7 @@ mod hubcli;
 mod import;
 mod input;
 mod partner;
+mod pull;
 mod review;
 mod serve;
 mod verify;
@@ -52,6 +53,7 @@ enum Command {
     Sweep(import::SweepArgs),
     Hub(serve::HubArgs),
     Partner(partner::Args),
+    Pull(pull::Args),
     Verify(verify::Args),
     Filter(filter::FilterArgs),
 }
@@ -72,6 +74,7 @@ fn main() -> ExitCode {
         Command::Sweep(args) => import::sweep(&args),
         Command::Hub(args) => serve::run(&args),
         Command::Partner(args) => partner::run(&args),
+        Command::Pull(args) => pull::run(&args),
         Command::Verify(args) => verify::run(&args),
         Command::Filter(args) => filter::run(&args),
     };

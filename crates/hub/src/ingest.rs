@@ -6,6 +6,13 @@
 //! breaker looks at the exact changes the batch would make; if it trips, the
 //! transaction is rolled back and the batch's observations are parked, held for
 //! review, outside the evidence.
+//!
+//! A source that publishes full snapshots (a scheduled pull with `snapshot = true`)
+//! imports with [`import_snapshot`]: whatever it listed before and no longer lists
+//! loses *this source's* observation in the same transaction (other sources'
+//! evidence stays), and the recompute decides what that withdraws. The breaker judges
+//! those removals like any other, so a snapshot that suddenly comes back empty is
+//! held, not published.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -52,6 +59,9 @@ pub struct ImportReport {
     pub allow_skipped: usize,
     /// Records the producer revoked: this source's observation is withdrawn.
     pub revoked: usize,
+    /// Snapshot imports: indicators this source listed before and no longer lists,
+    /// whose observation by it was withdrawn (or would be, when the batch is held).
+    pub unlisted: usize,
     /// Unique indicators observed.
     pub indicators: usize,
     pub batch_id: Option<i64>,
@@ -222,6 +232,32 @@ pub fn import(
     now: Timestamp,
     who: &str,
 ) -> store::Result<ImportReport> {
+    import_as(store, job, batch, cx, now, who, false)
+}
+
+/// [`import`] of a full snapshot of `source`: what the source observed before and
+/// this batch does not list loses the source's observation, in the same
+/// transaction, under the same breaker.
+pub fn import_snapshot(
+    store: &mut store::Store,
+    job: &ImportJob<'_>,
+    batch: Batch,
+    cx: &Context<'_>,
+    now: Timestamp,
+    who: &str,
+) -> store::Result<ImportReport> {
+    import_as(store, job, batch, cx, now, who, true)
+}
+
+fn import_as(
+    store: &mut store::Store,
+    job: &ImportJob<'_>,
+    batch: Batch,
+    cx: &Context<'_>,
+    now: Timestamp,
+    who: &str,
+    snapshot: bool,
+) -> store::Result<ImportReport> {
     let ImportJob {
         source,
         origin,
@@ -233,6 +269,8 @@ pub fn import(
         mut report,
     } = batch;
     let popular = analysis::popular_names(names(&items).iter(), cx.lists, cx.psl, cx.config);
+    // Set inside the transaction; also reported when the breaker holds the batch.
+    let mut report_unlisted = 0;
     let result = store.write(|tx| {
         let src = tx.source_upsert(source)?;
         let keys: Vec<_> = items.iter().map(|(i, _)| key(i)).collect();
@@ -245,6 +283,11 @@ pub fn import(
             let rkeys: Vec<_> = revoked.iter().map(key).collect();
             rids = tx.indicator_ids(&rkeys)?;
             tx.observations_delete(src.id, &rids)?;
+        }
+        let mut unlisted = Vec::new();
+        if snapshot {
+            unlisted = unlisted_by(tx, src.id, &ids)?;
+            tx.observations_delete(src.id, &unlisted)?;
         }
         // An indicator this import created has one observation, the row just
         // written, and no decision: it is decided from that row, unread. (Unless
@@ -265,6 +308,9 @@ pub fn import(
             }
         }
         affected.extend(rids);
+        let unlisted_count = unlisted.len();
+        report_unlisted = unlisted_count;
+        affected.extend(unlisted);
         let affected = unique_ids(affected);
         let counts_before = feed_counts(tx)?;
         let batch_id = tx.batch_create(&NewBatch {
@@ -274,6 +320,9 @@ pub fn import(
             created_at: now,
             note: String::new(),
         })?;
+        if snapshot {
+            tx.batch_mark_snapshot(batch_id)?;
+        }
         let applied = recompute_with_fresh(tx, &affected, &fresh, cx, now, Some(batch_id))?;
         let changes: Vec<FeedChange> = applied
             .feeds
@@ -294,15 +343,21 @@ pub fn import(
             action: "import".to_owned(),
             target: format!("batch {batch_id}"),
             reason: format!(
-                "{origin}: {} indicators from {}, {} rules added, {} removed",
+                "{origin}: {} indicators from {}{}, {} rules added, {} removed",
                 items.len(),
                 source.name,
+                if snapshot {
+                    format!(" (snapshot: {unlisted_count} no longer listed)")
+                } else {
+                    String::new()
+                },
                 applied.rules_added(),
                 applied.rules_removed()
             ),
         })?;
         Ok((batch_id, applied))
     });
+    report.unlisted = report_unlisted;
     match result {
         Ok((batch_id, applied)) => {
             report.batch_id = Some(batch_id);
@@ -310,13 +365,29 @@ pub fn import(
             Ok(report)
         }
         Err(StoreError::Aborted(why)) => {
-            let batch_id = hold(store, source, origin, &items, defaults, now, who, &why)?;
+            let batch_id = hold(
+                store, source, origin, &items, defaults, now, who, &why, snapshot,
+            )?;
             report.batch_id = Some(batch_id);
             report.held = Some(why.split("; ").map(str::to_owned).collect());
             Ok(report)
         }
         Err(e) => Err(e),
     }
+}
+
+/// Indicators `source_id` observes that are not among `listed` (a snapshot's ids).
+pub(crate) fn unlisted_by(
+    tx: &mut dyn Tx,
+    source_id: i64,
+    listed: &[i64],
+) -> store::Result<Vec<i64>> {
+    let listed: HashSet<i64> = listed.iter().copied().collect();
+    Ok(tx
+        .indicators_of_source(source_id)?
+        .into_iter()
+        .filter(|id| !listed.contains(id))
+        .collect())
 }
 
 /// Parks a tripped batch's observations for review.
@@ -330,6 +401,7 @@ fn hold(
     now: Timestamp,
     who: &str,
     why: &str,
+    snapshot: bool,
 ) -> store::Result<i64> {
     store.write(|tx| {
         let src = tx.source_upsert(source)?;
@@ -344,6 +416,9 @@ fn hold(
             note: why.to_owned(),
         })?;
         tx.held_insert(batch_id, &rows)?;
+        if snapshot {
+            tx.batch_mark_snapshot(batch_id)?;
+        }
         tx.audit(&AuditEntry {
             at: now,
             who: who.to_owned(),

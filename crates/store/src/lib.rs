@@ -166,6 +166,9 @@ pub trait Tx {
     fn held_insert(&mut self, batch_id: i64, rows: &[ObservationRow]) -> Result<()>;
     /// Returns and removes a held batch's observations.
     fn held_take(&mut self, batch_id: i64) -> Result<Vec<ObservationRow>>;
+    /// Marks a batch as a full snapshot of its source (see `hub::pull`).
+    fn batch_mark_snapshot(&mut self, batch_id: i64) -> Result<()>;
+    fn batch_is_snapshot(&mut self, batch_id: i64) -> Result<bool>;
 
     // --- decisions
     fn decisions_of(&mut self, indicator_ids: &[i64]) -> Result<Vec<DecisionRow>>;
@@ -253,4 +256,11 @@ pub trait Tx {
     // --- audit
     fn audit(&mut self, entry: &AuditEntry) -> Result<()>;
     fn audit_for(&mut self, target: &str) -> Result<Vec<AuditEntry>>;
+
+    // --- scheduled pulls: the hub's per-source state, opaque text to the store
+    /// Creates or replaces the pull state of `source`.
+    fn pull_state_put(&mut self, source: &str, state: &str, at: Timestamp) -> Result<()>;
+    fn pull_state(&mut self, source: &str) -> Result<Option<String>>;
+    /// Every source's pull state, by source name.
+    fn pull_states(&mut self) -> Result<Vec<(String, String)>>;
 }

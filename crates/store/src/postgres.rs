@@ -658,6 +658,24 @@ impl Tx for PgTx<'_> {
         )
     }
 
+    fn batch_mark_snapshot(&mut self, batch_id: i64) -> Result<()> {
+        self.execute(
+            "INSERT INTO snapshot_batches (batch_id) VALUES ($1) ON CONFLICT DO NOTHING",
+            &[&batch_id],
+        )?;
+        Ok(())
+    }
+
+    fn batch_is_snapshot(&mut self, batch_id: i64) -> Result<bool> {
+        Ok(self
+            .row(
+                "SELECT 1::int8 FROM snapshot_batches WHERE batch_id = $1",
+                &[&batch_id],
+                |r| r.int(0),
+            )?
+            .is_some())
+    }
+
     fn decisions_of(&mut self, indicator_ids: &[i64]) -> Result<Vec<DecisionRow>> {
         let ids = schema::unique_ids(indicator_ids);
         let mut out = Vec::with_capacity(ids.len());
@@ -1077,6 +1095,32 @@ impl Tx for PgTx<'_> {
             ),
             &[&target],
             schema::audit,
+        )
+    }
+
+    fn pull_state_put(&mut self, source: &str, state: &str, at: Timestamp) -> Result<()> {
+        self.execute(
+            "INSERT INTO pull_state (source, state, updated_at) VALUES ($1, $2, $3)
+             ON CONFLICT (source) DO UPDATE SET state = excluded.state,
+                 updated_at = excluded.updated_at",
+            &[&source, &state, &schema::secs(at)],
+        )?;
+        Ok(())
+    }
+
+    fn pull_state(&mut self, source: &str) -> Result<Option<String>> {
+        self.row(
+            "SELECT state FROM pull_state WHERE source = $1",
+            &[&source],
+            |r| r.text(0),
+        )
+    }
+
+    fn pull_states(&mut self) -> Result<Vec<(String, String)>> {
+        self.rows(
+            "SELECT source, state FROM pull_state ORDER BY source",
+            &[],
+            |r| Ok((r.text(0)?, r.text(1)?)),
         )
     }
 }

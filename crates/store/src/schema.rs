@@ -29,7 +29,7 @@ pub(crate) struct Migration {
 }
 
 /// The version this build writes.
-pub(crate) const LATEST: i64 = 3;
+pub(crate) const LATEST: i64 = 4;
 
 /// Every step, oldest first. Append only: a shipped step is never edited.
 pub(crate) const MIGRATIONS: &[Migration] = &[
@@ -51,6 +51,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
                       rule counts kept per feed; journal changes in chunks",
         sqlite: V3_SQLITE,
         postgres: V3_POSTGRES,
+    },
+    Migration {
+        version: 4,
+        description: "scheduled feed pulls: per-source pull state, snapshot batches",
+        sqlite: V4_SQLITE,
+        postgres: V4_POSTGRES,
     },
 ];
 
@@ -458,6 +464,34 @@ FROM (
 ) c
 GROUP BY feed, serial, op, action, run, part;
 DROP TABLE journal_changes;
+";
+
+/// Scheduled feed pulls (`hub::pull`). `pull_state` keeps each configured source's
+/// last fetch (validators, times, error, failure count, effect) as the hub's own JSON,
+/// so a restarted hub or a `sharedefend pull` from the command line carries on from
+/// it; the store does not read it. `snapshot_batches` marks the batches of sources
+/// that publish full snapshots: approving a held one also withdraws what the
+/// snapshot no longer lists.
+const V4_SQLITE: &str = "
+CREATE TABLE pull_state (
+    source TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE snapshot_batches (
+    batch_id INTEGER PRIMARY KEY REFERENCES batches (id)
+);
+";
+
+const V4_POSTGRES: &str = "
+CREATE TABLE pull_state (
+    source TEXT COLLATE \"C\" PRIMARY KEY,
+    state TEXT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE TABLE snapshot_batches (
+    batch_id BIGINT PRIMARY KEY REFERENCES batches (id)
+);
 ";
 
 /// The store's invariants, each a query listing its violations as text (both

@@ -17,6 +17,10 @@ use store::{
 };
 use support::{Must, TempDir, pg_database};
 
+/// The schema version this build writes (`store::schema`): a fresh or migrated store
+/// must be at it.
+const LATEST_SCHEMA: i64 = 4;
+
 // --- harness
 
 /// A store under test and what it takes to reopen it or reach under it.
@@ -167,6 +171,8 @@ cases! {
     db: serials_continue_after_reopen,
     store: allowlists_replace_add_all,
     store: audit_by_target,
+    store: pull_state_put_replaces,
+    store: snapshot_batches_are_marked,
     store: integrity_check_passes_on_a_good_store,
     db: integrity_check_fails_on_a_serial_behind_its_journal,
     db: integrity_check_fails_on_a_rule_ahead_of_its_feed,
@@ -293,7 +299,7 @@ fn publish(store: &mut Store, feed: &str, deltas: &[RuleDelta], at: i64) -> (Rul
 // --- schema and migrations
 
 fn fresh_store_is_at_latest_version(store: &mut Store) {
-    assert_eq!(store.schema_version().must(), 3);
+    assert_eq!(store.schema_version().must(), LATEST_SCHEMA);
     r(store, |tx| tx.integrity_check());
 }
 
@@ -321,7 +327,7 @@ fn v1_store_migrates_with_data_intact(db: &mut Db) {
     );
 
     old.reopen();
-    assert_eq!(old.store.schema_version().must(), 3);
+    assert_eq!(old.store.schema_version().must(), LATEST_SCHEMA);
     assert!(old.has_index("observations_source"));
     assert!(old.has_index("decisions_state"));
     assert!(old.has_index("audit_target"));
@@ -400,7 +406,7 @@ fn v2_store_migrates_all_into_the_union(db: &mut Db) {
     );
 
     old.reopen();
-    assert_eq!(old.store.schema_version().must(), 3);
+    assert_eq!(old.store.schema_version().must(), LATEST_SCHEMA);
     let (feeds, all, phishing, journal, long, serials) = r(&mut old.store, |tx| {
         Ok((
             tx.feeds()?,
@@ -490,7 +496,7 @@ fn newer_store_refuses_to_open(db: &mut Db) {
     match db.try_reopen() {
         Err(StoreError::TooNew {
             found: 99,
-            known: 3,
+            known: LATEST_SCHEMA,
         }) => {}
         other => panic!("expected TooNew, got {other:?}"),
     }
@@ -1393,6 +1399,54 @@ fn audit_by_target(store: &mut Store) {
         ]
     );
     assert!(r(store, |tx| tx.audit_for("nothing")).is_empty());
+}
+
+fn pull_state_put_replaces(store: &mut Store) {
+    assert_eq!(r(store, |tx| tx.pull_state("urlhaus")), None);
+    w(store, |tx| {
+        tx.pull_state_put("urlhaus", r#"{"etag":"\"a\""}"#, t(100))?;
+        tx.pull_state_put("openphish", "{}", t(100))?;
+        tx.pull_state_put("urlhaus", r#"{"etag":"\"b\""}"#, t(200))
+    });
+    assert_eq!(
+        r(store, |tx| tx.pull_state("urlhaus")).as_deref(),
+        Some(r#"{"etag":"\"b\""}"#)
+    );
+    assert_eq!(
+        r(store, |tx| tx.pull_states()),
+        [
+            ("openphish".to_owned(), "{}".to_owned()),
+            ("urlhaus".to_owned(), r#"{"etag":"\"b\""}"#.to_owned())
+        ]
+    );
+}
+
+fn snapshot_batches_are_marked(store: &mut Store) {
+    let src = source(store, "urlhaus", 0.9, None);
+    let batch = |tx: &mut dyn Tx| {
+        tx.batch_create(&NewBatch {
+            source_id: src,
+            origin: "http://feed.example/list.txt".into(),
+            status: BatchStatus::Held,
+            created_at: t(100),
+            note: String::new(),
+        })
+    };
+    let (snap, plain) = w(store, |tx| {
+        let snap = batch(tx)?;
+        let plain = batch(tx)?;
+        tx.batch_mark_snapshot(snap)?;
+        tx.batch_mark_snapshot(snap)?;
+        Ok((snap, plain))
+    });
+    assert!(r(store, |tx| tx.batch_is_snapshot(snap)));
+    assert!(!r(store, |tx| tx.batch_is_snapshot(plain)));
+    // Only a batch that exists can be marked.
+    assert!(
+        store
+            .write(|tx| tx.batch_mark_snapshot(snap + 100))
+            .is_err()
+    );
 }
 
 // --- integrity, transactions
