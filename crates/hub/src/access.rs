@@ -36,7 +36,12 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [Role::Contributor, Role::Consumer, Role::Reviewer, Role::Admin];
+    pub const ALL: [Role; 4] = [
+        Role::Contributor,
+        Role::Consumer,
+        Role::Reviewer,
+        Role::Admin,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -54,6 +59,10 @@ impl Role {
 
 /// The trust of a partner's submissions when its table does not say.
 pub const DEFAULT_PARTNER_TRUST: f64 = 0.5;
+
+/// A partner's clearance when its table does not say: TLP:GREEN, what a community
+/// of partners shares among itself (anonymous readers get CLEAR).
+pub const DEFAULT_CLEARANCE: Tlp = Tlp::Green;
 
 /// The prefix of every API token (so a token found in a log or a paste is
 /// recognisable, and secret scanners can match it).
@@ -123,16 +132,14 @@ impl Access {
 /// The SHA-256 of a token, lowercase hex: what the configuration stores.
 pub fn token_hash(token: &str) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
-    digest
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// True if `s` looks like a stored token hash (64 lowercase hex digits).
 pub fn is_token_hash(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// A fresh token; `None` if the system random generator failed.
@@ -158,7 +165,10 @@ mod tests {
         );
         let a = new_token().unwrap_or_default();
         let b = new_token().unwrap_or_default();
-        assert!(a.starts_with(TOKEN_PREFIX) && a.len() == TOKEN_PREFIX.len() + 43, "{a}");
+        assert!(
+            a.starts_with(TOKEN_PREFIX) && a.len() == TOKEN_PREFIX.len() + 43,
+            "{a}"
+        );
         assert_ne!(a, b);
         assert!(is_token_hash(&token_hash(&a)));
         assert!(!is_token_hash("ABC"));

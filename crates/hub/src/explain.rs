@@ -106,7 +106,9 @@ impl Hub {
                 Some(row) => tx.observations_of(&[row.id])?,
                 None => Vec::new(),
             };
-            if !obs.iter().any(|o| visible(&o.observation.tlp)) {
+            // Known, but not to this reader: as if never reported.
+            let hidden = indicator.is_some() && !obs.iter().any(|o| visible(&o.observation.tlp));
+            if hidden {
                 indicator = None;
             }
             if let Some(row) = &indicator {
@@ -199,10 +201,10 @@ impl Hub {
                 }
                 related.sort();
             }
-            let audit = if indicator.is_some() || clearance.is_none() {
-                tx.audit_for(&query)?
-            } else {
+            let audit = if hidden {
                 Vec::new()
+            } else {
+                tx.audit_for(&query)?
             };
             Ok(Explanation {
                 query,

@@ -660,30 +660,47 @@ mod tests {
             ..partner("cert", &[])
         };
         assert!(
-            add(&path, &api)
-                .unwrap_or_else(|e| panic!("{e}"))
-                .is_none(),
+            add(&path, &api).unwrap_or_else(|e| panic!("{e}")).is_none(),
             "no tsig key for an API-only partner"
         );
-        assert!(err(issue_token(&path, "dns-only", false)).starts_with("name: partner \"dns-only\" has no API roles"));
+        assert!(
+            err(issue_token(&path, "dns-only", false))
+                .starts_with("name: partner \"dns-only\" has no API roles")
+        );
         let first = issue_token(&path, "cert", false).unwrap_or_else(|e| panic!("{e}"));
         let second = issue_token(&path, "cert", false).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((first.others_kept, second.others_kept), (0, 1));
         let text = std::fs::read_to_string(&path).unwrap_or_default();
-        assert!(!text.contains(first.token()) && !text.contains(second.token()), "{text}");
-        assert!(text.contains(&crate::access::token_hash(first.token())), "{text}");
-        assert!(text.contains("tlp = \"amber\"") && text.contains("trust = 0.7"), "{text}");
+        assert!(
+            !text.contains(first.token()) && !text.contains(second.token()),
+            "{text}"
+        );
+        assert!(
+            text.contains(&crate::access::token_hash(first.token())),
+            "{text}"
+        );
+        assert!(
+            text.contains("tlp = \"amber\"") && text.contains("trust = 0.7"),
+            "{text}"
+        );
         let config = ServeConfig::parse(&text).unwrap_or_else(|e| panic!("{e}"));
         let access = crate::access::Access::new(&config.partners);
         assert_eq!(access.tokens(), 2);
-        let who = access.partner(second.token()).unwrap_or_else(|| panic!("token unknown"));
-        assert_eq!((who.name.as_str(), who.clearance), ("cert", indicator::Tlp::Amber));
+        let who = access
+            .partner(second.token())
+            .unwrap_or_else(|| panic!("token unknown"));
+        assert_eq!(
+            (who.name.as_str(), who.clearance),
+            ("cert", indicator::Tlp::Amber)
+        );
         assert!(!format!("{second:?}").contains(second.token()));
 
         let third = issue_token(&path, "cert", true).unwrap_or_else(|e| panic!("{e}"));
         let config = load(&path, true).unwrap_or_else(|e| panic!("{e}")).1;
         let access = crate::access::Access::new(&config.partners);
-        assert!(access.partner(first.token()).is_none() && access.partner(second.token()).is_none());
+        assert!(
+            access.partner(first.token()).is_none() && access.partner(second.token()).is_none()
+        );
         assert!(access.partner(third.token()).is_some());
         cleanup(&path);
     }

@@ -14,7 +14,7 @@
 //! # the partner API (see access.rs)
 //! roles = ["consumer", "contributor"]   # contributor, consumer, reviewer, admin
 //! trust = 0.7                           # source trust of what it submits
-//! tlp = "amber"                         # clearance: clear, green, amber, amber+strict, red
+//! tlp = "amber"                         # clearance: clear, green (default), amber, amber+strict, red
 //! tokens = [{ sha256 = "…", created = "2026-09-01T10:00:00Z" }]
 //! ```
 //!
@@ -30,7 +30,7 @@ use std::net::{IpAddr, SocketAddr};
 use indicator::Tlp;
 use serde::Deserialize;
 
-use crate::access::{self, DEFAULT_PARTNER_TRUST, Partner, Role};
+use crate::access::{self, DEFAULT_CLEARANCE, DEFAULT_PARTNER_TRUST, Partner, Role};
 use crate::http::HttpConfig;
 
 /// The whole `hub serve` configuration.
@@ -72,7 +72,7 @@ pub struct PartnerEntry {
     /// Independence group of its submissions [default: its own].
     #[serde(default)]
     pub group: Option<String>,
-    /// TLP clearance: the most restricted marking it may receive [default clear].
+    /// TLP clearance: the most restricted marking it may receive [default green].
     #[serde(default)]
     pub tlp: Option<String>,
     /// Its API tokens, as SHA-256 hashes (`sharedefend partner token NAME`).
@@ -109,12 +109,12 @@ impl PartnerEntry {
     }
 
     /// Its clearance (validated by [`ServeConfig::parse`]; an unreadable one counts
-    /// as the lowest).
+    /// as the default).
     pub fn clearance(&self) -> Tlp {
         self.tlp
             .as_deref()
             .and_then(Tlp::from_label)
-            .unwrap_or(Tlp::Clear)
+            .unwrap_or(DEFAULT_CLEARANCE)
     }
 
     /// The partner as the API sees it.
@@ -205,7 +205,7 @@ impl ServeConfig {
             for t in &p.tokens {
                 if !access::is_token_hash(&t.sha256) {
                     return Err(err(
-                        "a token's sha256 is not 64 lowercase hex digits".to_owned(),
+                        "a token's sha256 is not 64 lowercase hex digits".to_owned()
                     ));
                 }
                 if !hashes.insert(t.sha256.as_str()) {
@@ -295,7 +295,7 @@ allow_ips = ["127.0.0.1"]
             (cert.trust, cert.clearance, cert.roles.len()),
             (0.8, Tlp::Amber, 2)
         );
-        assert_eq!(c.partners[1].api_partner().clearance, Tlp::Clear);
+        assert_eq!(c.partners[1].api_partner().clearance, Tlp::Green);
         assert_eq!(
             crate::access::Access::new(&c.partners)
                 .partner("abc")
@@ -310,9 +310,7 @@ allow_ips = ["127.0.0.1"]
             error("[[partner]]\nname = \"x\"\nroles = [\"consumer\"]\ntrust = 2.0\n"),
             "partner \"x\": trust 2 is not between 0 and 1"
         );
-        assert!(
-            error("[[partner]]\nname = \"x\"\nroles = [\"boss\"]\n").starts_with("line 3"),
-        );
+        assert!(error("[[partner]]\nname = \"x\"\nroles = [\"boss\"]\n").starts_with("line 3"),);
         assert_eq!(
             error("[[partner]]\nname = \"x\"\nroles = [\"consumer\"]\ntlp = \"purple\"\n"),
             "partner \"x\": tlp \"purple\" is not one of clear, green, amber, amber+strict, red"

@@ -66,10 +66,7 @@ fn params<'q>(
         let Some(k) = known.iter().find(|k| **k == name.as_str()) else {
             return Err(bad(
                 "query",
-                format!(
-                    "unknown parameter {name:?}; expected {}",
-                    known.join(", ")
-                ),
+                format!("unknown parameter {name:?}; expected {}", known.join(", ")),
             ));
         };
         if out.insert(*k, value.as_str()).is_some() {
@@ -102,7 +99,13 @@ enum ItemKind {
     },
 }
 
-fn rejected(at: String, value: String, reason: &str, message: String, field: Option<String>) -> Item {
+fn rejected(
+    at: String,
+    value: String,
+    reason: &str,
+    message: String,
+    field: Option<String>,
+) -> Item {
     Item {
         at,
         value,
@@ -166,7 +169,11 @@ fn json_item(at: &str, v: &Value) -> Result<Record, (String, String)> {
     let err = |field: &str, message: String| (format!("{at}.{field}"), message);
     let o = match v {
         Value::String(s) => {
-            return Ok(Record::new(Location::Path(at.to_owned()), s.clone(), Hint::Any));
+            return Ok(Record::new(
+                Location::Path(at.to_owned()),
+                s.clone(),
+                Hint::Any,
+            ));
         }
         Value::Object(o) => o,
         _ => return Err((at.to_owned(), "expected a string or an object".to_owned())),
@@ -379,12 +386,17 @@ fn items_of(parsed: Parsed) -> Vec<Item> {
             )
         })
         .collect();
-    items.extend(parsed.diagnostics.into_iter().map(|Diagnostic { at, message }| {
-        (
-            at.clone(),
-            rejected(at.to_string(), String::new(), "unreadable", message, None),
-        )
-    }));
+    items.extend(
+        parsed
+            .diagnostics
+            .into_iter()
+            .map(|Diagnostic { at, message }| {
+                (
+                    at.clone(),
+                    rejected(at.to_string(), String::new(), "unreadable", message, None),
+                )
+            }),
+    );
     items.sort_by(|a, b| a.0.cmp(&b.0));
     items.into_iter().map(|(_, i)| i).collect()
 }
@@ -639,7 +651,10 @@ async fn explain(
     let partner = require(&state, &headers, &READERS)?;
     let Path(value) = path.map_err(|e| bad("value", e.body_text()))?;
     if value.trim().is_empty() || value.len() > 4096 {
-        return Err(bad("value", "expected a name, URL or address (at most 4096 bytes)"));
+        return Err(bad(
+            "value",
+            "expected a name, URL or address (at most 4096 bytes)",
+        ));
     }
     let clearance = partner.clearance;
     let e = state
@@ -684,7 +699,10 @@ async fn search(
     let partner = require(&state, &headers, &READERS)?;
     let Query(query) = query.map_err(|e| bad("query", e.body_text()))?;
     let p = params(&query, &["q", "state", "cursor", "limit"])?;
-    let q = p.get("q").map(|q| q.trim().to_ascii_lowercase()).unwrap_or_default();
+    let q = p
+        .get("q")
+        .map(|q| q.trim().to_ascii_lowercase())
+        .unwrap_or_default();
     if q.len() > 256 {
         return Err(bad("q", "longer than 256 bytes"));
     }
@@ -778,7 +796,10 @@ mod tests {
                     "{at} ok {} {:?} {:?}",
                     rec.value,
                     rec.meta.as_deref().and_then(|m| m.tlp),
-                    rec.meta.as_deref().and_then(|m| m.confidence).map(Confidence::get)
+                    rec.meta
+                        .as_deref()
+                        .and_then(|m| m.confidence)
+                        .map(Confidence::get)
                 ),
                 Err((field, message)) => format!("{at} {field}: {message}"),
             })

@@ -65,10 +65,9 @@ impl Limiter {
                 *tokens + now.saturating_duration_since(*at).as_secs_f64() * rate < burst
             });
         }
-        let (tokens, at) = buckets
-            .entry(Client::of(ip))
-            .or_insert((self.burst, now));
-        let refilled = (*tokens + now.saturating_duration_since(*at).as_secs_f64() * self.per_second)
+        let (tokens, at) = buckets.entry(Client::of(ip)).or_insert((self.burst, now));
+        let refilled = (*tokens
+            + now.saturating_duration_since(*at).as_secs_f64() * self.per_second)
             .min(self.burst);
         *at = now;
         if refilled >= 1.0 {

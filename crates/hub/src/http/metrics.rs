@@ -209,7 +209,11 @@ pub(super) fn routes(r: Routes) -> Routes {
 }
 
 /// Counts every request and times it, by the template of the route it matched.
-pub(super) async fn track(State(state): State<Arc<HttpState>>, req: Request, next: Next) -> Response {
+pub(super) async fn track(
+    State(state): State<Arc<HttpState>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -217,9 +221,12 @@ pub(super) async fn track(State(state): State<Arc<HttpState>>, req: Request, nex
     let method = req.method().as_str().to_ascii_lowercase();
     let started = Instant::now();
     let response = next.run(req).await;
-    state
-        .metrics
-        .request(&route, &method, response.status().as_u16(), started.elapsed());
+    state.metrics.request(
+        &route,
+        &method,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
     response
 }
 

@@ -100,11 +100,7 @@ fn text(
     }
 }
 
-fn required(
-    o: &Map<String, Value>,
-    field: &'static str,
-    max: usize,
-) -> Result<String, ApiError> {
+fn required(o: &Map<String, Value>, field: &'static str, max: usize) -> Result<String, ApiError> {
     text(o, field, max)?.ok_or_else(|| bad(field, "required"))
 }
 
@@ -120,7 +116,10 @@ fn report_text(o: &Map<String, Value>) -> Result<NewReportText, ApiError> {
     {
         return Err(bad(
             "feed",
-            format!("unknown feed {f:?}; expected {}", analysis::DEFAULT_FEEDS.join(", ")),
+            format!(
+                "unknown feed {f:?}; expected {}",
+                analysis::DEFAULT_FEEDS.join(", ")
+            ),
         ));
     }
     let (kind, target) = match (name, rule) {

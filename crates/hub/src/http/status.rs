@@ -59,7 +59,10 @@ async fn feed_rows(state: &Arc<HttpState>) -> Result<Vec<Value>, ApiError> {
                 .iter()
                 .map(|x| {
                     let ext = super::exports::extension(*x);
-                    (x.name().to_owned(), json!(format!("/feeds/{}.{ext}", f.name)))
+                    (
+                        x.name().to_owned(),
+                        json!(format!("/feeds/{}.{ext}", f.name)),
+                    )
                 })
                 .collect();
             json!({
