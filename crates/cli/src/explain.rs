@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use hub::Explanation;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::hubcli::StoreArgs;
 
@@ -32,32 +32,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
 }
 
 pub fn to_json(e: &Explanation) -> Value {
-    json!({
-        "query": e.query,
-        "known": e.indicator.is_some(),
-        "kind": e.indicator.as_ref().map(|i| i.kind.clone()),
-        "state": e.decision.as_ref().map(|d| d.state.clone()),
-        "score": e.decision.as_ref().map(|d| d.score),
-        "category": e.decision.as_ref().map(|d| d.category.clone()),
-        "decided_at": e.decision.as_ref().map(|d| d.decided_at.to_string()),
-        "reasons": e.decision.as_ref().map(|d| d.reasons.clone()).unwrap_or_default(),
-        "score_now": e.score.as_ref().map(|s| json!({
-            "value": s.value, "base": s.base, "decay": s.decay,
-            "age_seconds": s.age.as_secs(),
-            "groups": s.groups.iter().map(|g| json!({"group": g.group, "source": g.source, "value": g.value})).collect::<Vec<_>>(),
-        })),
-        "observations": e.observations.iter().map(|o| json!({
-            "source": o.source, "trust": o.trust, "group": o.group, "category": o.category,
-            "confidence": o.confidence, "tlp": o.tlp, "tags": o.tags,
-            "first_seen": o.first_seen.to_string(), "last_seen": o.last_seen.to_string(),
-            "valid_until": o.valid_until.map(|v| v.to_string()), "count": o.count, "reference": o.reference,
-        })).collect::<Vec<_>>(),
-        "rules": e.rules.iter().map(|r| json!({"feed": r.feed, "trigger": r.trigger, "action": r.action, "serial": r.serial})).collect::<Vec<_>>(),
-        "matched_by": e.matched_by.iter().map(|r| json!({"feed": r.feed, "trigger": r.trigger, "action": r.action, "serial": r.serial})).collect::<Vec<_>>(),
-        "protected_by": e.protected_by,
-        "related": e.related.iter().map(|(v, s)| json!({"value": v, "state": s})).collect::<Vec<_>>(),
-        "audit": e.audit.iter().map(|a| json!({"at": a.at.to_string(), "who": a.who, "action": a.action, "reason": a.reason})).collect::<Vec<_>>(),
-    })
+    e.to_json()
 }
 
 fn print_human(e: &Explanation) {

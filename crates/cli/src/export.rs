@@ -21,6 +21,11 @@ pub struct Args {
     /// Output file (default: standard output). Written to a temporary file and renamed.
     #[arg(short, long)]
     output: Option<std::path::PathBuf>,
+    /// TLP clearance of the reader, for the formats that list indicators (urls,
+    /// csv): only what some source shared at or below it. The default is what an
+    /// anonymous HTTP client gets; rule formats are not cut.
+    #[arg(long, default_value = "clear", value_name = "TLP")]
+    tlp: indicator::Tlp,
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
@@ -37,13 +42,13 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         None => {
             let stdout = std::io::stdout();
             let mut out = stdout.lock();
-            hub::export(&mut hub, &args.feed, format, &mut out)?;
+            hub::export(&mut hub, &args.feed, format, args.tlp, &mut out)?;
         }
         Some(path) => {
             let tmp = path.with_extension("tmp-export");
             let mut file = std::fs::File::create(&tmp)
                 .with_context(|| format!("cannot create {}", tmp.display()))?;
-            let serial = hub::export(&mut hub, &args.feed, format, &mut file)?;
+            let serial = hub::export(&mut hub, &args.feed, format, args.tlp, &mut file)?;
             file.sync_all()?;
             std::fs::rename(&tmp, path)
                 .with_context(|| format!("cannot write {}", path.display()))?;

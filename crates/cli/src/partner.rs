@@ -1,9 +1,10 @@
-//! `sharedefend partner add|list|rotate-tsig`: the partners in the `hub serve`
+//! `sharedefend partner add|list|rotate-tsig|token`: the partners in the `hub serve`
 //! configuration file, edited in place (comments kept, atomic writes; `hub::partners`).
 //!
 //! `add` and `rotate-tsig` print the new TSIG key once, on standard output, as a BIND
-//! `key` statement the partner pastes into `named.conf`; nothing else ever shows it
-//! (`list` shows key names and algorithms only). A running `hub serve` applies the
+//! `key` statement the partner pastes into `named.conf`; `token` prints a new API
+//! token once (the file keeps its SHA-256 only); nothing else ever shows them (`list`
+//! shows key names, roles and token counts only). A running `hub serve` applies the
 //! change within 200 ms.
 
 use std::net::{IpAddr, SocketAddr};
@@ -11,9 +12,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use hub::access::Role;
 use hub::partners::{self, NewPartner, PartnerError};
 
-/// Manage the partners allowed to transfer the feed zones.
+/// Manage the partners: zone transfers (TSIG keys) and the API (roles, tokens).
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(subcommand)]
@@ -28,6 +30,28 @@ enum PartnerCommand {
     List(ListArgs),
     /// Replace a partner's TSIG secret (the new key is printed once).
     RotateTsig(RotateArgs),
+    /// Issue an API token to a partner with roles (printed once; the config keeps
+    /// its SHA-256).
+    Token(TokenArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct TokenArgs {
+    name: String,
+    #[command(flatten)]
+    config: ConfigArg,
+    /// Revoke the partner's other tokens (default: they keep working, for a
+    /// rotation without downtime).
+    #[arg(long)]
+    replace: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum RoleArg {
+    Contributor,
+    Consumer,
+    Reviewer,
+    Admin,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -51,8 +75,9 @@ struct AddArgs {
     name: String,
     #[command(flatten)]
     config: ConfigArg,
-    /// Feeds it may transfer, comma-separated: phishing, malware, c2, scam, all, or *.
-    #[arg(long, value_delimiter = ',', required = true)]
+    /// Feeds it may transfer, comma-separated: phishing, malware, c2, scam, all, or *
+    /// (required unless --no-tsig).
+    #[arg(long, value_delimiter = ',', required_unless_present = "no_tsig")]
     feeds: Vec<String>,
     /// A server to NOTIFY when its feeds change (repeatable).
     #[arg(long, value_name = "ADDR:PORT")]
@@ -65,6 +90,23 @@ struct AddArgs {
     /// The key's name [default: sharedefend-NAME].
     #[arg(long, value_name = "NAME")]
     tsig_name: Option<String>,
+    /// Make no TSIG key (an API-only partner, or one that transfers by --allow-ip).
+    #[arg(long)]
+    no_tsig: bool,
+    /// API roles, comma-separated: contributor (submits), consumer (reads),
+    /// reviewer (review queue, delist, status), admin (all).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    roles: Vec<RoleArg>,
+    /// Source trust of what it submits, 0 to 1 [default: 0.5].
+    #[arg(long)]
+    trust: Option<f64>,
+    /// TLP clearance: the most restricted marking it may receive (clear, green,
+    /// amber, amber+strict, red) [default: green].
+    #[arg(long, value_name = "TLP")]
+    tlp: Option<String>,
+    /// Independence group of what it submits [default: its own].
+    #[arg(long)]
+    group: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -110,15 +152,52 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                     Algorithm::HmacSha512 => dns::KeyAlgorithm::HmacSha512,
                 },
                 key_name: a.tsig_name.clone(),
+                no_tsig: a.no_tsig,
+                roles: a
+                    .roles
+                    .iter()
+                    .map(|r| match r {
+                        RoleArg::Contributor => Role::Contributor,
+                        RoleArg::Consumer => Role::Consumer,
+                        RoleArg::Reviewer => Role::Reviewer,
+                        RoleArg::Admin => Role::Admin,
+                    })
+                    .collect(),
+                trust: a.trust,
+                tlp: a.tlp.clone(),
+                group: a.group.clone(),
             };
-            let key = partners::add(&a.config.config, &new).map_err(flagged)?;
+            match partners::add(&a.config.config, &new).map_err(flagged)? {
+                Some(key) => {
+                    eprintln!(
+                        "partner {:?} added to {} (feeds {}); its TSIG key follows, shown this once:",
+                        a.name,
+                        a.config.config.display(),
+                        new.feeds.join(", ")
+                    );
+                    print!("{}", key.bind_stanza());
+                }
+                None => eprintln!(
+                    "partner {:?} added to {} (no TSIG key); give it an API token with `sharedefend partner token {}`",
+                    a.name,
+                    a.config.config.display(),
+                    a.name
+                ),
+            }
+        }
+        PartnerCommand::Token(a) => {
+            let issued =
+                partners::issue_token(&a.config.config, &a.name, a.replace).map_err(flagged)?;
             eprintln!(
-                "partner {:?} added to {} (feeds {}); its TSIG key follows, shown this once:",
+                "partner {:?}: new API token in {} ({}); it works when the hub reloads (within a second) and follows, shown this once:",
                 a.name,
                 a.config.config.display(),
-                new.feeds.join(", ")
+                match issued.others_kept {
+                    0 => "no other token".to_owned(),
+                    n => format!("its {n} other token(s) still work; --replace revokes them"),
+                }
             );
-            print!("{}", key.bind_stanza());
+            println!("{}", issued.token());
         }
         PartnerCommand::RotateTsig(a) => {
             let key = partners::rotate_tsig(&a.config.config, &a.name).map_err(flagged)?;
@@ -147,6 +226,10 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                             })),
                             "notify": p.notify.iter().map(ToString::to_string).collect::<Vec<_>>(),
                             "allow_ips": p.allow_ips.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                            "roles": p.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
+                            "trust": p.api_partner().trust,
+                            "tlp": p.clearance().as_str(),
+                            "tokens": p.tokens.len(),
                         })
                     })
                     .collect();
@@ -164,12 +247,15 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                         format!("{} ({})", t.name, t.algorithm.name())
                     });
                     println!(
-                        "{}\tfeeds={}\ttsig={}\tnotify={}\tallow_ips={}",
+                        "{}\tfeeds={}\ttsig={}\tnotify={}\tallow_ips={}\troles={}\ttlp={}\ttokens={}",
                         p.name,
-                        p.feeds.join(","),
+                        list_or_dash(p.feeds.clone()),
                         key,
                         list_or_dash(p.notify.iter().map(ToString::to_string).collect()),
                         list_or_dash(p.allow_ips.iter().map(ToString::to_string).collect()),
+                        list_or_dash(p.roles.iter().map(|r| r.as_str().to_owned()).collect()),
+                        p.clearance().as_str(),
+                        p.tokens.len(),
                     );
                 }
             }

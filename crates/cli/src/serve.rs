@@ -3,16 +3,20 @@
 //! Two fronts over the store on one tokio runtime: the authoritative DNS primary of
 //! the feed zones (AXFR, IXFR, TSIG, NOTIFY; the `dns` crate) and the HTTP exports
 //! (feed files with ETag, gzip and minisign signatures, journal deltas as JSON;
-//! `hub::http`). The configuration is one TOML file (`--config`, see
-//! `hub::ServeConfig`); flags override it. The file is watched (every 200 ms, and at
-//! once on SIGHUP): a changed partner list or key is in force for the next request,
-//! and a file that does not validate is logged and ignored (the running one stays).
-//! The signing key is made at first start in the key directory (default: the SQLite
-//! data directory). Imports run in other processes (`sharedefend import`), so both
-//! fronts poll the store's serials every 200 ms; the DNS front NOTIFYs partners on a
-//! change and once at start-up, for what changed while it was down. The config's
-//! `[[feed_source]]` tables are pulled on their schedules (`hub::pull::Scheduler`, its
-//! own store connection; sources added, changed or removed apply on reload). Logs go to standard error
+//! `hub::http`), and the partner API on the same HTTP listener (submissions,
+//! explain and search, reports, review, delisting, status, `/metrics`). The
+//! configuration is one TOML file (`--config`, see `hub::ServeConfig`); flags
+//! override it. The file is watched (every 200 ms, and at once on SIGHUP): a changed
+//! partner list, key or API token is in force for the next request, and a file that
+//! does not validate is logged and ignored (the running one stays). The signing key
+//! is made at first start in the key directory (default: the SQLite data directory).
+//! A write through the API is published before it is answered (the DNS front is
+//! woken: SOA and NOTIFY at once); imports by other processes (`sharedefend import`)
+//! are picked up by both fronts' 200 ms poll of the store's serials. The DNS front
+//! NOTIFYs partners on a change and once at start-up, for what changed while it was
+//! down. The config's `[[feed_source]]` tables are pulled on their schedules
+//! (`hub::pull::Scheduler`, its own store connection; sources added, changed or
+//! removed apply on reload). Logs go to standard error
 //! (`RUST_LOG=debug|info|warn`, default info); secrets never appear in them.
 //! SIGTERM or Ctrl-C stops it cleanly (exit 0).
 
@@ -115,6 +119,7 @@ fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     let store = args.store.open_store()?;
     let http_store = args.store.open_store()?;
     let pull_hub = args.store.open_hub()?;
+    let api_hub = args.store.open_hub()?;
     init_logs();
     let (signer, origin) = hub::keys::load_or_create(&key_dir).context("the signing key")?;
     tracing::info!(
@@ -123,10 +128,13 @@ fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         created = origin == hub::keys::Origin::Created,
         "signing key ready"
     );
-    let http_state = Arc::new(hub::http::HttpState::new(http_store, signer)?);
     let source = Arc::new(hub::StoreZones::new(store));
     let dns_config = config.dns();
     let server = dns::Server::new(source, &dns_config)?;
+    let http_state = Arc::new(
+        hub::http::HttpState::new(http_store, api_hub, signer, &config.http, &config.partners)?
+            .with_dns(server.clone()),
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -157,13 +165,17 @@ fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
             tokio::spawn(server.clone().run(udp, tcp, until_stopped(stopped.clone())));
         let mut http_task = tokio::spawn(hub::http::serve(
             http,
-            http_state,
+            http_state.clone(),
             until_stopped(stopped.clone()),
         ));
-        let watcher = args
-            .config
-            .clone()
-            .map(|path| tokio::spawn(watch_config(path, server.clone(), pulls.clone())));
+        let watcher = args.config.clone().map(|path| {
+            tokio::spawn(watch_config(
+                path,
+                server.clone(),
+                http_state.clone(),
+                pulls.clone(),
+            ))
+        });
         let failed = tokio::select! {
             () = shutdown_signal() => None,
             r = &mut dns_task => Some(("dns", r)),
@@ -205,9 +217,15 @@ fn stamp(path: &Path) -> Option<(std::time::SystemTime, u64, u64)> {
     Some((m.modified().ok()?, m.len(), inode))
 }
 
-/// Reloads the partners and feed sources when the config file changes or on SIGHUP.
-/// A file that does not validate is reported and the running configuration kept.
-async fn watch_config(path: PathBuf, server: dns::Server, pulls: hub::pull::Scheduler) {
+/// Reloads the partners (DNS keys and API tokens) and feed sources when the config
+/// file changes or on SIGHUP. A file that does not validate is reported and the
+/// running configuration kept.
+async fn watch_config(
+    path: PathBuf,
+    server: dns::Server,
+    http: Arc<hub::http::HttpState>,
+    pulls: hub::pull::Scheduler,
+) {
     let mut last = stamp(&path);
     let mut tick = tokio::time::interval(dns::POLL_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -244,6 +262,7 @@ async fn watch_config(path: PathBuf, server: dns::Server, pulls: hub::pull::Sche
             .and_then(|text| hub::ServeConfig::parse(&text).map_err(|e| e.to_string()))
             .and_then(|config| {
                 server.reload(&config.dns()).map_err(|e| e.to_string())?;
+                http.reload_partners(&config.partners);
                 pulls.apply(&config.feed_sources);
                 Ok(())
             });

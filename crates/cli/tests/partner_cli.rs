@@ -77,7 +77,7 @@ fn partners_added_and_rotated_while_the_hub_runs() {
     let list = sd(&data, &["partner", "list", "--config", path(&config)]);
     assert_eq!(
         list,
-        "isp-a\tfeeds=phishing,malware\ttsig=sharedefend-isp-a (hmac-sha256)\tnotify=127.0.0.1:9\tallow_ips=-\n"
+        "isp-a\tfeeds=phishing,malware\ttsig=sharedefend-isp-a (hmac-sha256)\tnotify=127.0.0.1:9\tallow_ips=-\troles=-\ttlp=green\ttokens=0\n"
     );
     let json = sd(
         &data,

@@ -30,7 +30,7 @@ mod server;
 mod wire;
 
 pub use config::{Config, ConfigError, KeyAlgorithm, PartnerConfig, Secret, TsigConfig};
-pub use server::{POLL_INTERVAL, Server, Stats};
+pub use server::{POLL_INTERVAL, PUBLISH_WAIT, Server, Stats};
 
 /// A zone the source publishes, with its apex data.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,8 +1,10 @@
 //! Watching the zones' serials, and telling partners when they move (RFC 1996).
 //!
-//! Imports run in other processes for now, so the watcher polls the source every
-//! [`POLL_INTERVAL`](crate::POLL_INTERVAL) and refreshes the cached zone list; when a
-//! zone's serial changes it sends NOTIFY at once to every target of every partner
+//! Imports can run in other processes, so the watcher polls the source every
+//! [`POLL_INTERVAL`](crate::POLL_INTERVAL) and refreshes the cached zone list; a write
+//! in this process (the hub's API) wakes it at once instead
+//! ([`Server::publish_now`](crate::Server::publish_now)). When a zone's serial changes
+//! it sends NOTIFY at once to every target of every partner
 //! granted that zone, signed with the partner's key when it has one. Each NOTIFY is
 //! retried with a doubling timeout until the target answers, at most
 //! [`NOTIFY_ATTEMPTS`] times; a newer serial for the same target and zone replaces a
@@ -102,11 +104,18 @@ pub(crate) async fn watch(inner: Arc<Inner>) -> std::io::Result<()> {
     let mut tick = tokio::time::interval(crate::POLL_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = inner.wake.notified() => {}
+        }
+        // Every request counted by now was made after its write committed, so the
+        // read below sees that write.
+        let covers = inner.requested.load(Ordering::SeqCst);
         for zone in refresh(&inner).await {
             info!(zone = %zone.info.apex, serial = zone.info.serial, "serial changed");
             notify_partners(&inner, &pending, &zone).await;
         }
+        inner.served.send_replace(covers);
     }
 }
 

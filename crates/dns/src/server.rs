@@ -11,7 +11,8 @@
 //! (RFC 1995 §2).
 //!
 //! The zone list (serials and apex data) is cached and refreshed by the watcher every
-//! [`POLL_INTERVAL`], which also sends NOTIFY when a serial moves; transfers read
+//! [`POLL_INTERVAL`] or at once on [`Server::publish_now`], which also sends NOTIFY
+//! when a serial moves; transfers read
 //! their content fresh from the source, one read per transfer.
 
 use std::collections::HashMap;
@@ -33,10 +34,15 @@ use tracing::{debug, info, warn};
 use crate::wire::{self, Dname, Transfer, Tsig, ZoneWire};
 use crate::{Config, PartnerConfig, TsigConfig, ZoneSource};
 
-/// How often the watcher reads the zones' serials. The imports run in other
-/// processes for now, so the server polls; 200 ms keeps NOTIFY prompt at the cost of
-/// five cheap reads a second.
+/// How often the watcher reads the zones' serials. Imports can run in other
+/// processes (`sharedefend import`), so the server polls; 200 ms keeps NOTIFY prompt
+/// at the cost of five cheap reads a second. Writes in this process do not wait for
+/// it: they call [`Server::publish_now`].
 pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
+
+/// How long [`Server::publish_now`] waits for the watcher before giving up (the
+/// next poll then publishes).
+pub const PUBLISH_WAIT: Duration = Duration::from_secs(5);
 
 /// How long a TCP connection may stay idle between queries.
 const TCP_IDLE: Duration = Duration::from_secs(30);
@@ -117,6 +123,13 @@ pub(crate) struct Inner {
     /// The served zones, refreshed by the watcher.
     pub zones: RwLock<Arc<Vec<Arc<ZoneWire>>>>,
     pub stats: Stats,
+    /// Wakes the watcher before its next tick ([`Server::publish_now`]).
+    pub wake: tokio::sync::Notify,
+    /// Publication requests made so far.
+    pub requested: AtomicU64,
+    /// The requests the watcher has served: every request counted before a refresh
+    /// started is served when that refresh (and its NOTIFYs) is under way.
+    pub served: tokio::sync::watch::Sender<u64>,
 }
 
 /// The authoritative server. Cheap to clone.
@@ -175,6 +188,9 @@ impl Server {
                 auth: RwLock::new(Arc::new(auth)),
                 zones: RwLock::new(Arc::new(Vec::new())),
                 stats: Stats::default(),
+                wake: tokio::sync::Notify::new(),
+                requested: AtomicU64::new(0),
+                served: tokio::sync::watch::Sender::new(0),
             }),
         })
     }
@@ -197,6 +213,21 @@ impl Server {
 
     pub fn stats(&self) -> &Stats {
         &self.inner.stats
+    }
+
+    /// Publishes what the source holds now, without waiting for the next poll: the
+    /// watcher reads the zones at once, so SOA answers carry the new serials, and
+    /// starts the NOTIFYs of every zone that changed. Call it after a write to the
+    /// store has committed; it returns once that is done (true), or after
+    /// [`PUBLISH_WAIT`] if the server is not running (false: the next poll publishes).
+    pub async fn publish_now(&self) -> bool {
+        let request = self.inner.requested.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut served = self.inner.served.subscribe();
+        self.inner.wake.notify_one();
+        matches!(
+            tokio::time::timeout(PUBLISH_WAIT, served.wait_for(|s| *s >= request)).await,
+            Ok(Ok(_))
+        )
     }
 
     /// Serves on `udp` and `tcp`, watches the source and sends NOTIFY, until

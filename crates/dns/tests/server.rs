@@ -493,3 +493,93 @@ async fn malformed_messages_never_panic_or_stop_the_server() {
         "a malformed message made the server panic"
     );
 }
+
+/// A source whose one zone's serial the test moves, as the hub's API moves it.
+struct Moving {
+    serial: Arc<std::sync::atomic::AtomicU32>,
+}
+
+impl ZoneSource for Moving {
+    fn zones(&self) -> Result<Vec<ZoneInfo>, SourceError> {
+        Ok(vec![info(
+            self.serial.load(std::sync::atomic::Ordering::SeqCst),
+        )])
+    }
+    fn snapshot(&self, _feed: &str) -> Result<Option<Snapshot>, SourceError> {
+        Ok(None)
+    }
+    fn delta(&self, _feed: &str, _from: u32) -> Result<Option<Delta>, SourceError> {
+        Ok(None)
+    }
+}
+
+/// `publish_now` after a change: when it returns, SOA answers carry the new serial
+/// (no waiting for the poll) and the NOTIFY of the new serial is on its way.
+#[tokio::test(flavor = "multi_thread")]
+async fn publish_now_serves_the_new_serial_and_notifies() {
+    let secondary = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let target = secondary.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let mut p = partner("isp", &["phishing"], None, &["127.0.0.1"]);
+    p.notify = vec![target];
+    let serial = Arc::new(std::sync::atomic::AtomicU32::new(3));
+    let server = Server::new(
+        Arc::new(Moving {
+            serial: serial.clone(),
+        }),
+        &Config {
+            listen: None,
+            partners: vec![p],
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let udp_socket = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let addr = udp_socket.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let tcp_listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(server.clone().run(udp_socket, tcp_listener, async move {
+        let _ = stopped.await;
+    }));
+
+    // The start-up NOTIFY, answered so that it is not retried.
+    let first = next_notify(&secondary).await;
+    assert_eq!(serials(std::slice::from_ref(&first)), [3]);
+
+    for next in [4u32, 5, 9] {
+        serial.store(next, std::sync::atomic::Ordering::SeqCst);
+        assert!(server.publish_now().await, "publish_now timed out");
+        let soa = udp(addr, query(Rtype::SOA, None, None)).await;
+        assert_eq!(serials(std::slice::from_ref(&soa)), [next]);
+        let notify = next_notify(&secondary).await;
+        assert_eq!(notify.header().opcode(), Opcode::NOTIFY);
+        assert_eq!(serials(std::slice::from_ref(&notify)), [next]);
+    }
+    let _ = stop.send(());
+}
+
+/// The next NOTIFY `secondary` receives (within 5 s), answered NOERROR so that it is
+/// not retried.
+async fn next_notify(secondary: &tokio::net::UdpSocket) -> Message<Vec<u8>> {
+    let mut buf = vec![0u8; 4096];
+    let wait = std::time::Duration::from_secs(5);
+    let (n, from) = tokio::time::timeout(wait, secondary.recv_from(&mut buf))
+        .await
+        .unwrap_or_else(|_| panic!("no NOTIFY within {wait:?}"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let msg = Message::from_octets(buf.get(..n).unwrap_or_default().to_vec())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let answer = MessageBuilder::new_vec()
+        .start_answer(&msg, Rcode::NOERROR)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .finish();
+    secondary
+        .send_to(&answer, from)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    msg
+}

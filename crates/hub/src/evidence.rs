@@ -182,3 +182,20 @@ pub fn lists_from_rows(rows: &[AllowRow], popular_allow_top: u32) -> Lists {
     }
     lists
 }
+
+/// The TLP each indicator may be shared at: the least restricted marking among its
+/// observations (a value one source shared openly is open, whatever others said).
+/// Indicators without observations are absent.
+pub fn visibility(
+    tx: &mut dyn store::Tx,
+    ids: &[i64],
+) -> store::Result<HashMap<i64, indicator::Tlp>> {
+    let mut out: HashMap<i64, indicator::Tlp> = HashMap::with_capacity(ids.len());
+    for o in tx.observations_of(ids)? {
+        let tlp = crate::stored_tlp(&o.observation.tlp);
+        out.entry(o.observation.indicator_id)
+            .and_modify(|t| *t = (*t).min(tlp))
+            .or_insert(tlp);
+    }
+    Ok(out)
+}

@@ -7,7 +7,8 @@
 //! parent), other indicators on the same host, and the audit trail.
 
 use analysis::{Score, decide};
-use indicator::{Hint, Indicator, Timestamp};
+use indicator::{Hint, Indicator, Timestamp, Tlp};
+use serde_json::{Value, json};
 use store::{AuditEntry, DecisionRow, IndicatorRow};
 
 use crate::Hub;
@@ -58,9 +59,30 @@ pub struct Explanation {
     pub audit: Vec<AuditEntry>,
 }
 
+/// The TLP of a stored observation; an unreadable marking counts as the most
+/// restricted.
+pub fn stored_tlp(text: &str) -> Tlp {
+    Tlp::from_label(text).unwrap_or(Tlp::Red)
+}
+
 impl Hub {
     /// Explains `text` (a name, URL or address, defanged or not).
     pub fn explain(&mut self, text: &str, now: Timestamp) -> store::Result<Explanation> {
+        self.explain_within(text, now, None)
+    }
+
+    /// [`Hub::explain`] as a partner cleared for `clearance` may see it: only the
+    /// observations marked at or below it; an indicator with none is not known to
+    /// it (as if never reported), and neither are related indicators it may not see.
+    /// `None` shows everything (the operator).
+    pub fn explain_within(
+        &mut self,
+        text: &str,
+        now: Timestamp,
+        clearance: Option<Tlp>,
+    ) -> store::Result<Explanation> {
+        self.refresh_lists()?;
+        let visible = move |tlp: &str| clearance.is_none_or(|c| stored_tlp(tlp) <= c);
         let parsed = Indicator::parse(text, Hint::Any).ok();
         let query = parsed
             .as_ref()
@@ -75,20 +97,35 @@ impl Hub {
             .and_then(|d| self.lists().protecting(d, &self.psl).map(|h| h.to_string()));
         let (psl, lists, config) = (&self.psl, &self.lists, &self.config);
         self.store.read(|tx| {
-            let indicator = tx.indicator_by_value(&query)?;
+            let mut indicator = tx.indicator_by_value(&query)?;
             let mut observations = Vec::new();
             let mut decision = None;
             let mut score = None;
             let mut rules = Vec::new();
+            let mut obs = match &indicator {
+                Some(row) => tx.observations_of(&[row.id])?,
+                None => Vec::new(),
+            };
+            // Known, but not to this reader: as if never reported.
+            let hidden = indicator.is_some() && !obs.iter().any(|o| visible(&o.observation.tlp));
+            if hidden {
+                indicator = None;
+            }
             if let Some(row) = &indicator {
-                let obs = tx.observations_of(&[row.id])?;
                 if let Some(i) = indicator_of(&row.value, &row.kind) {
                     let evidence = evidence_by_indicator(&obs)
                         .remove(&row.id)
                         .unwrap_or_default();
                     let cx = analysis::Context { psl, lists, config };
-                    score = Some(decide(&i, &evidence, &cx, false, now).score);
+                    let mut s = decide(&i, &evidence, &cx, false, now).score;
+                    // The breakdown names sources: only those the reader may see.
+                    s.groups.retain(|g| {
+                        obs.iter()
+                            .any(|o| o.source == g.source && visible(&o.observation.tlp))
+                    });
+                    score = Some(s);
                 }
+                obs.retain(|o| visible(&o.observation.tlp));
                 observations = obs
                     .into_iter()
                     .map(|o| ObservationView {
@@ -145,8 +182,17 @@ impl Hub {
                         }
                     }
                 }
-                let others = tx.indicators_by_host(d.as_str())?;
+                let mut others = tx.indicators_by_host(d.as_str())?;
                 let ids: Vec<i64> = others.iter().map(|i| i.id).collect();
+                if clearance.is_some() {
+                    let seen: std::collections::HashSet<i64> = tx
+                        .observations_of(&ids)?
+                        .into_iter()
+                        .filter(|o| visible(&o.observation.tlp))
+                        .map(|o| o.observation.indicator_id)
+                        .collect();
+                    others.retain(|o| seen.contains(&o.id));
+                }
                 let states: std::collections::HashMap<i64, String> = tx
                     .decisions_of(&ids)?
                     .into_iter()
@@ -160,7 +206,11 @@ impl Hub {
                 }
                 related.sort();
             }
-            let audit = tx.audit_for(&query)?;
+            let audit = if hidden {
+                Vec::new()
+            } else {
+                tx.audit_for(&query)?
+            };
             Ok(Explanation {
                 query,
                 indicator,
@@ -173,6 +223,40 @@ impl Hub {
                 related,
                 audit,
             })
+        })
+    }
+}
+
+impl Explanation {
+    /// The explanation as JSON: what `sharedefend explain --json` prints and
+    /// `GET /api/indicators/{value}` answers.
+    pub fn to_json(&self) -> Value {
+        let e = self;
+        json!({
+            "query": e.query,
+            "known": e.indicator.is_some(),
+            "kind": e.indicator.as_ref().map(|i| i.kind.clone()),
+            "state": e.decision.as_ref().map(|d| d.state.clone()),
+            "score": e.decision.as_ref().map(|d| d.score),
+            "category": e.decision.as_ref().map(|d| d.category.clone()),
+            "decided_at": e.decision.as_ref().map(|d| d.decided_at.to_string()),
+            "reasons": e.decision.as_ref().map(|d| d.reasons.clone()).unwrap_or_default(),
+            "score_now": e.score.as_ref().map(|s| json!({
+                "value": s.value, "base": s.base, "decay": s.decay,
+                "age_seconds": s.age.as_secs(),
+                "groups": s.groups.iter().map(|g| json!({"group": g.group, "source": g.source, "value": g.value})).collect::<Vec<_>>(),
+            })),
+            "observations": e.observations.iter().map(|o| json!({
+                "source": o.source, "trust": o.trust, "group": o.group, "category": o.category,
+                "confidence": o.confidence, "tlp": o.tlp, "tags": o.tags,
+                "first_seen": o.first_seen.to_string(), "last_seen": o.last_seen.to_string(),
+                "valid_until": o.valid_until.map(|v| v.to_string()), "count": o.count, "reference": o.reference,
+            })).collect::<Vec<_>>(),
+            "rules": e.rules.iter().map(|r| json!({"feed": r.feed, "trigger": r.trigger, "action": r.action, "serial": r.serial})).collect::<Vec<_>>(),
+            "matched_by": e.matched_by.iter().map(|r| json!({"feed": r.feed, "trigger": r.trigger, "action": r.action, "serial": r.serial})).collect::<Vec<_>>(),
+            "protected_by": e.protected_by,
+            "related": e.related.iter().map(|(v, s)| json!({"value": v, "state": s})).collect::<Vec<_>>(),
+            "audit": e.audit.iter().map(|a| json!({"at": a.at.to_string(), "who": a.who, "action": a.action, "reason": a.reason})).collect::<Vec<_>>(),
         })
     }
 }

@@ -4,12 +4,20 @@
 //! hand-built: an RPZ zone whose SOA serial is the feed's journal serial, host and
 //! domain lists, dnsmasq, Unbound, Adblock and CSV; and the URL list, which also
 //! carries the URL-only indicators that never become DNS rules.
+//!
+//! TLP: the rule formats carry rules only (a trigger and an action), never what an
+//! indicator came with (sources, markings, tags, scores). The two formats partners
+//! load as indicator lists are cut to a clearance ([`ExportFormat::by_clearance`]):
+//! `urls` lists only URLs some source shared at or below it, and `csv` only the
+//! rules that such an indicator needs. Anonymous HTTP clients get `clear`.
 
 use std::io::Write;
 
+use std::collections::HashSet;
+
 use formats::RpzAction;
 use formats::write::rpz::ZoneHeader;
-use indicator::{Domain, Indicator};
+use indicator::{Domain, Indicator, Tlp};
 
 use crate::Hub;
 
@@ -54,6 +62,12 @@ impl ExportFormat {
     pub fn parse(s: &str) -> Option<ExportFormat> {
         ExportFormat::ALL.into_iter().find(|f| f.name() == s)
     }
+
+    /// True for the formats cut to the reader's TLP clearance: the lists partners
+    /// load as indicators (`urls`, `csv`).
+    pub fn by_clearance(self) -> bool {
+        matches!(self, ExportFormat::Urls | ExportFormat::Csv)
+    }
 }
 
 /// The zone name of a feed: `<feed>.rpz.sharedefend.`
@@ -72,14 +86,16 @@ pub enum ExportError {
     Invalid(String),
 }
 
-/// Writes `feed` in `format` to `out`; returns the serial exported.
+/// Writes `feed` in `format` to `out`, cut to `clearance` where the format is
+/// ([`ExportFormat::by_clearance`]); returns the serial exported.
 pub fn export(
     hub: &mut Hub,
     feed: &str,
     format: ExportFormat,
+    clearance: Tlp,
     out: &mut dyn Write,
 ) -> Result<u32, ExportError> {
-    export_store(&mut hub.store, feed, format, out)
+    export_store(&mut hub.store, feed, format, clearance, out)
 }
 
 /// [`export`] from a bare store: what the HTTP exports render, byte for byte the
@@ -88,8 +104,10 @@ pub fn export_store(
     store: &mut store::Store,
     feed: &str,
     format: ExportFormat,
+    clearance: Tlp,
     out: &mut dyn Write,
 ) -> Result<u32, ExportError> {
+    let cut = format.by_clearance() && clearance < Tlp::Red;
     let (serial, rules, urls) = store.read(|tx| {
         let serial = tx
             .feeds()?
@@ -97,7 +115,23 @@ pub fn export_store(
             .find(|f| f.name == feed)
             .map(|f| f.serial)
             .ok_or_else(|| store::StoreError::Invalid(format!("no feed {feed:?}")))?;
-        let rules = tx.feed_rules(feed)?;
+        let mut rules = tx.feed_rules(feed)?;
+        if cut && format == ExportFormat::Csv {
+            // The rules some indicator the reader may see needs.
+            let publishing: Vec<_> = tx
+                .decisions_in_state(store::STATE_PUBLISH)?
+                .into_iter()
+                .filter(|(_, d)| d.feeds.iter().any(|f| f == feed))
+                .collect();
+            let ids: Vec<i64> = publishing.iter().map(|(i, _)| i.id).collect();
+            let tlps = crate::evidence::visibility(tx, &ids)?;
+            let seen: HashSet<&str> = publishing
+                .iter()
+                .filter(|(i, _)| tlps.get(&i.id).is_some_and(|t| *t <= clearance))
+                .flat_map(|(_, d)| d.rules.iter().map(|r| r.trigger.as_str()))
+                .collect();
+            rules.retain(|r| seen.contains(r.trigger.as_str()));
+        }
         let urls = if format == ExportFormat::Urls {
             let mut urls = Vec::new();
             for state in [store::STATE_URL_ONLY, store::STATE_PUBLISH] {
@@ -106,10 +140,16 @@ pub fn export_store(
                         && (d.feeds.iter().any(|f| f == feed)
                             || state == store::STATE_URL_ONLY && in_feed(feed, &d.category))
                     {
-                        urls.push(i.value);
+                        urls.push((i.id, i.value));
                     }
                 }
             }
+            if cut {
+                let ids: Vec<i64> = urls.iter().map(|(id, _)| *id).collect();
+                let tlps = crate::evidence::visibility(tx, &ids)?;
+                urls.retain(|(id, _)| tlps.get(id).is_some_and(|t| *t <= clearance));
+            }
+            let mut urls: Vec<String> = urls.into_iter().map(|(_, v)| v).collect();
             urls.sort();
             urls
         } else {

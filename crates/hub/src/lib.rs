@@ -7,6 +7,7 @@
 //! change what is published runs as one store transaction ending in
 //! [`engine::recompute`], so the journal is always the truth for publication.
 
+pub mod access;
 pub mod engine;
 pub mod evidence;
 mod explain;
@@ -24,10 +25,10 @@ use analysis::{Config, Context, Lists};
 use indicator::SuffixList;
 use store::Store;
 
-pub use explain::{Explanation, ObservationView, RuleView};
+pub use explain::{Explanation, ObservationView, RuleView, stored_tlp};
 pub use export::{ExportError, ExportFormat, export, export_store, zone_name};
 pub use ingest::{ImportDefaults, ImportJob, ImportReport, prepare};
-pub use ops::{AllowlistOptions, AllowlistReport, SweepReport};
+pub use ops::{AllowlistOptions, AllowlistReport, NewReportText, SweepReport};
 pub use serve_config::ServeConfig;
 pub use zones::{FeedDelta, StoreZones, condense, feed_delta};
 
@@ -38,19 +39,23 @@ pub struct Hub {
     pub config: Config,
     psl: SuffixList,
     lists: Lists,
+    /// The store's allowlist version `lists` was built from (see
+    /// [`store::Tx::allow_version`]); -1 when it must be reloaded.
+    lists_version: i64,
 }
 
 impl Hub {
     /// Opens the hub over `store`, loading the allowlists it holds.
-    pub fn open(mut store: Store, config: Config, psl: SuffixList) -> store::Result<Hub> {
-        let rows = store.read(|tx| tx.allow_all())?;
-        let lists = evidence::lists_from_rows(&rows, config.popular_top);
-        Ok(Hub {
+    pub fn open(store: Store, config: Config, psl: SuffixList) -> store::Result<Hub> {
+        let mut hub = Hub {
             store,
             config,
             psl,
-            lists,
-        })
+            lists: Lists::new(),
+            lists_version: -1,
+        };
+        hub.reload_lists()?;
+        Ok(hub)
     }
 
     pub fn context(&self) -> Context<'_> {
@@ -66,9 +71,25 @@ impl Hub {
     }
 
     fn reload_lists(&mut self) -> store::Result<()> {
-        let rows = self.store.read(|tx| tx.allow_all())?;
+        let (rows, version) = self
+            .store
+            .read(|tx| Ok((tx.allow_all()?, tx.allow_version()?)))?;
         self.lists = evidence::lists_from_rows(&rows, self.config.popular_top);
+        self.lists_version = version;
         Ok(())
+    }
+
+    /// Reloads the allowlists if the store's changed since they were read (another
+    /// process loaded a list or delisted a name). A long-running hub (`hub serve`)
+    /// calls it before each judgement, so it never publishes what a list loaded
+    /// meanwhile protects. One cheap read when nothing changed.
+    pub fn refresh_lists(&mut self) -> store::Result<bool> {
+        let version = self.store.read(|tx| tx.allow_version())?;
+        if version == self.lists_version {
+            return Ok(false);
+        }
+        self.reload_lists()?;
+        Ok(true)
     }
 
     /// Imports a parsed file (see [`ingest`]).
@@ -79,6 +100,7 @@ impl Hub {
         now: indicator::Timestamp,
         who: &str,
     ) -> store::Result<ImportReport> {
+        self.refresh_lists()?;
         let batch = prepare(parsed);
         let cx = Context {
             psl: &self.psl,
@@ -98,6 +120,7 @@ impl Hub {
         now: indicator::Timestamp,
         who: &str,
     ) -> store::Result<ImportReport> {
+        self.refresh_lists()?;
         let batch = prepare(parsed);
         let cx = Context {
             psl: &self.psl,
@@ -105,12 +128,5 @@ impl Hub {
             config: &self.config,
         };
         ingest::import_snapshot(&mut self.store, job, batch, &cx, now, who)
-    }
-
-    /// Reads the allowlists again from the store (another process may have loaded
-    /// one since this hub opened; a long-running importer calls this before each
-    /// import).
-    pub fn refresh_lists(&mut self) -> store::Result<()> {
-        self.reload_lists()
     }
 }

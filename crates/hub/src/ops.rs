@@ -2,10 +2,10 @@
 //! batches. Each is one transaction ending in a recompute, and each leaves an audit
 //! record saying who did it and why.
 
-use analysis::Role;
+use analysis::{Entry, Extent, Role};
 use formats::{Format, Parsed};
 use indicator::{Domain, Indicator, Timestamp};
-use store::{AllowRow, AuditEntry, BatchStatus, StoreError};
+use store::{AllowRow, AuditEntry, BatchStatus, NewReport, ReportStatus, StoreError};
 
 use crate::Hub;
 use crate::engine::{Applied, recompute, unique_ids};
@@ -41,6 +41,18 @@ pub struct AllowlistOptions<'a> {
     pub popular_top: Option<u32>,
 }
 
+/// A false-positive report as the public API takes it, already validated.
+#[derive(Debug, Clone)]
+pub struct NewReportText {
+    /// `name` or `rule`.
+    pub kind: &'static str,
+    /// The blocked name (a domain, or a URL's host) or the rule's trigger.
+    pub target: String,
+    pub feed: Option<String>,
+    pub message: String,
+    pub contact: Option<String>,
+}
+
 /// Default cut-off for popularity lists loaded as allowlists.
 pub const DEFAULT_POPULAR_TOP: u32 = 10_000;
 
@@ -52,6 +64,7 @@ impl Hub {
     /// Re-decides every indicator that is published or kept (URL-only, address-only),
     /// withdrawing what has decayed or expired.
     pub fn sweep(&mut self, now: Timestamp, who: &str) -> store::Result<SweepReport> {
+        self.refresh_lists()?;
         let (psl, lists, config) = (&self.psl, &self.lists, &self.config);
         self.store.write(|tx| {
             let mut ids = tx.published_indicator_ids()?;
@@ -192,7 +205,8 @@ impl Hub {
     }
 
     /// Withdraws `name` at once: an allowlist entry in the `delisted` list, a
-    /// recompute of every indicator on that name, and an audit record.
+    /// recompute of every indicator on that name, and an audit record, in one
+    /// transaction.
     pub fn delist(
         &mut self,
         name: &str,
@@ -200,9 +214,23 @@ impl Hub {
         now: Timestamp,
         who: &str,
     ) -> store::Result<Applied> {
+        self.delist_for(name, reason, now, who, None)
+    }
+
+    /// [`Hub::delist`], also closing the report `report` as approved, in the same
+    /// transaction.
+    fn delist_for(
+        &mut self,
+        name: &str,
+        reason: &str,
+        now: Timestamp,
+        who: &str,
+        report: Option<i64>,
+    ) -> store::Result<Applied> {
         let domain = Domain::parse(name).map_err(|e| {
             StoreError::Invalid(format!("delist takes a domain name: {name:?}: {e}"))
         })?;
+        self.refresh_lists()?;
         let row = AllowRow {
             list: "delisted".to_owned(),
             role: Role::Protected.as_str().to_owned(),
@@ -210,11 +238,23 @@ impl Hub {
             value: domain.to_string(),
             rank: None,
         };
-        self.store
-            .write(|tx| tx.allow_add(std::slice::from_ref(&row)))?;
-        self.reload_lists()?;
+        // The entry joins the lists in memory first, so the recompute inside the
+        // transaction sees it; a failed transaction reloads them from the store.
+        self.lists.add_name(
+            &domain,
+            Entry {
+                list: row.list.clone(),
+                role: Role::Protected,
+                extent: Extent::Exact,
+                rank: None,
+            },
+        );
+        let known = self.lists_version;
         let (psl, lists, config) = (&self.psl, &self.lists, &self.config);
-        self.store.write(|tx| {
+        let result = self.store.write(|tx| {
+            let before = tx.allow_version()?;
+            tx.allow_add(std::slice::from_ref(&row))?;
+            let after = tx.allow_version()?;
             let ids: Vec<i64> = tx
                 .indicators_by_host(domain.as_str())?
                 .into_iter()
@@ -229,7 +269,99 @@ impl Hub {
                 target: domain.to_string(),
                 reason: reason.to_owned(),
             })?;
-            Ok(applied)
+            if let Some(id) = report {
+                tx.report_resolve(id, ReportStatus::Approved, now, who, reason)?;
+                tx.audit(&AuditEntry {
+                    at: now,
+                    who: who.to_owned(),
+                    action: "report-approve".to_owned(),
+                    target: format!("report {id}"),
+                    reason: format!("{domain} delisted: {reason}"),
+                })?;
+            }
+            Ok((applied, before, after))
+        });
+        match result {
+            Ok((applied, before, after)) => {
+                // Our lists are the store's only if nobody else wrote in between.
+                self.lists_version = if before == known { after } else { -1 };
+                Ok(applied)
+            }
+            Err(e) => {
+                self.lists_version = -1;
+                let _ = self.reload_lists();
+                Err(e)
+            }
+        }
+    }
+
+    /// Stores a false-positive report as open, for a reviewer. It changes no rule.
+    pub fn report(&mut self, report: &NewReportText, now: Timestamp) -> store::Result<i64> {
+        self.store.write(|tx| {
+            let id = tx.report_create(&NewReport {
+                created_at: now,
+                kind: report.kind.to_owned(),
+                target: report.target.clone(),
+                feed: report.feed.clone(),
+                message: report.message.clone(),
+                contact: report.contact.clone(),
+            })?;
+            tx.audit(&AuditEntry {
+                at: now,
+                who: "public".to_owned(),
+                action: "report".to_owned(),
+                target: report.target.clone(),
+                reason: format!("report {id} opened"),
+            })?;
+            Ok(id)
+        })
+    }
+
+    /// Approves an open report: its name is delisted (a wildcard rule's base name),
+    /// and the report closed, in one transaction.
+    pub fn approve_report(
+        &mut self,
+        id: i64,
+        note: &str,
+        now: Timestamp,
+        who: &str,
+    ) -> store::Result<Applied> {
+        let report = self
+            .store
+            .read(|tx| tx.report(id))?
+            .ok_or_else(|| StoreError::Invalid(format!("no report {id}")))?;
+        if report.status != ReportStatus::Open {
+            return Err(StoreError::Invalid(format!(
+                "report {id} is {}, not open",
+                report.status.as_str()
+            )));
+        }
+        let name = report.target.trim_start_matches("*.").to_owned();
+        let reason = if note.is_empty() {
+            format!("report {id}")
+        } else {
+            format!("report {id}: {note}")
+        };
+        self.delist_for(&name, &reason, now, who, Some(id))
+    }
+
+    /// Rejects an open report: nothing changes but the report's status.
+    pub fn reject_report(
+        &mut self,
+        id: i64,
+        note: &str,
+        now: Timestamp,
+        who: &str,
+    ) -> store::Result<()> {
+        self.store.write(|tx| {
+            tx.report_resolve(id, ReportStatus::Rejected, now, who, note)?;
+            tx.audit(&AuditEntry {
+                at: now,
+                who: who.to_owned(),
+                action: "report-reject".to_owned(),
+                target: format!("report {id}"),
+                reason: note.to_owned(),
+            })
         })
     }
 
@@ -244,6 +376,7 @@ impl Hub {
         now: Timestamp,
         who: &str,
     ) -> store::Result<Applied> {
+        self.refresh_lists()?;
         let (psl, lists, config) = (&self.psl, &self.lists, &self.config);
         self.store.write(|tx| {
             let batch = tx

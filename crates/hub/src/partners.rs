@@ -1,5 +1,6 @@
 //! Editing the partners of the `hub serve` configuration file: add a partner with a
-//! fresh TSIG key, rotate its key, list them.
+//! fresh TSIG key (and its API roles, trust and clearance), rotate its key, issue it
+//! an API token, list them.
 //!
 //! The file is the operator's: edits go through `toml_edit`, so its comments, order and
 //! other tables stay as they were. Every edit is checked whole before anything is
@@ -9,18 +10,21 @@
 //!
 //! Secrets come from ring's system random generator (32 bytes for hmac-sha256, 64 for
 //! hmac-sha512: the hash's block-size guidance of RFC 8945 §6) and are returned to the
-//! caller once, to hand to the partner; nothing here logs them.
+//! caller once, to hand to the partner; nothing here logs them. API tokens likewise
+//! (32 random bytes); the file keeps only their SHA-256.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
-use dns::{KeyAlgorithm, PartnerConfig};
+use dns::KeyAlgorithm;
 use ring::rand::{SecureRandom, SystemRandom};
 use toml_edit::{Array, ArrayOfTables, DocumentMut, InlineTable, Item, Table, Value, value};
 
 use crate::ServeConfig;
+use crate::access::Role;
 use crate::keys::write_atomic;
+use crate::serve_config::PartnerEntry;
 
 /// A partner to add.
 #[derive(Debug, Clone)]
@@ -32,6 +36,40 @@ pub struct NewPartner {
     pub algorithm: KeyAlgorithm,
     /// The TSIG key's name; default `sharedefend-<name>`.
     pub key_name: Option<String>,
+    /// Make no TSIG key (an API-only partner, or one using `allow_ips`).
+    pub no_tsig: bool,
+    /// API roles.
+    pub roles: Vec<Role>,
+    /// Source trust of its submissions (0–1).
+    pub trust: Option<f64>,
+    /// TLP clearance (`clear`, `green`, `amber`, `amber+strict`, `red`).
+    pub tlp: Option<String>,
+    /// Independence group of its submissions.
+    pub group: Option<String>,
+}
+
+/// An API token just made, to show once.
+pub struct IssuedToken {
+    pub partner: String,
+    token: String,
+    /// How many earlier tokens the partner still has.
+    pub others_kept: usize,
+}
+
+impl std::fmt::Debug for IssuedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedToken")
+            .field("partner", &self.partner)
+            .field("others_kept", &self.others_kept)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IssuedToken {
+    /// The token, for the one time it is shown.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
 }
 
 /// A TSIG key just made, to show once.
@@ -206,14 +244,36 @@ fn store(path: &Path, doc: &DocumentMut) -> Result<(), PartnerError> {
 }
 
 /// The partners in the file (secrets stay inside their redacting type).
-pub fn list(path: &Path) -> Result<Vec<PartnerConfig>, PartnerError> {
+pub fn list(path: &Path) -> Result<Vec<PartnerEntry>, PartnerError> {
     Ok(load(path, true)?.1.partners)
 }
 
-/// Adds a partner with a new TSIG key; returns the key to hand over.
-pub fn add(path: &Path, new: &NewPartner) -> Result<IssuedKey, PartnerError> {
+/// Adds a partner, with a new TSIG key unless `no_tsig`; returns the key to hand over.
+pub fn add(path: &Path, new: &NewPartner) -> Result<Option<IssuedKey>, PartnerError> {
     check_name("name", &new.name)?;
-    check_feeds(&new.feeds)?;
+    let wants_dns = !new.no_tsig || !new.allow_ips.is_empty();
+    if wants_dns || !new.feeds.is_empty() {
+        check_feeds(&new.feeds)?;
+    }
+    if !wants_dns && new.roles.is_empty() {
+        return Err(field(
+            "roles",
+            "a partner without a TSIG key or allowed addresses needs API roles",
+        ));
+    }
+    if let Some(t) = new.trust
+        && !(0.0..=1.0).contains(&t)
+    {
+        return Err(field("trust", format!("{t} is not between 0 and 1")));
+    }
+    if let Some(t) = &new.tlp
+        && indicator::Tlp::from_label(t).is_none()
+    {
+        return Err(field(
+            "tlp",
+            format!("{t:?} is not one of clear, green, amber, amber+strict, red"),
+        ));
+    }
     let key_name = new
         .key_name
         .clone()
@@ -236,14 +296,35 @@ pub fn add(path: &Path, new: &NewPartner) -> Result<IssuedKey, PartnerError> {
             format!("the key name {key_name:?} is already used"),
         ));
     }
-    let secret = new_secret(new.algorithm)?;
+    let secret = if new.no_tsig {
+        None
+    } else {
+        Some(new_secret(new.algorithm)?)
+    };
     let mut doc = document(path, &text)?;
     let mut table = Table::new();
     table.insert("name", value(new.name.as_str()));
-    table.insert(
-        "feeds",
-        value(Array::from_iter(new.feeds.iter().map(String::as_str))),
-    );
+    if !new.feeds.is_empty() {
+        table.insert(
+            "feeds",
+            value(Array::from_iter(new.feeds.iter().map(String::as_str))),
+        );
+    }
+    if !new.roles.is_empty() {
+        table.insert(
+            "roles",
+            value(Array::from_iter(new.roles.iter().map(|r| r.as_str()))),
+        );
+    }
+    if let Some(t) = new.trust {
+        table.insert("trust", value(t));
+    }
+    if let Some(t) = &new.tlp {
+        table.insert("tlp", value(t.to_ascii_lowercase()));
+    }
+    if let Some(g) = &new.group {
+        table.insert("group", value(g.as_str()));
+    }
     if !new.notify.is_empty() {
         let notify = Array::from_iter(new.notify.iter().map(ToString::to_string));
         table.insert("notify", value(notify));
@@ -252,11 +333,13 @@ pub fn add(path: &Path, new: &NewPartner) -> Result<IssuedKey, PartnerError> {
         let ips = Array::from_iter(new.allow_ips.iter().map(ToString::to_string));
         table.insert("allow_ips", value(ips));
     }
-    let mut tsig = InlineTable::new();
-    tsig.insert("name", Value::from(key_name.as_str()));
-    tsig.insert("algorithm", Value::from(new.algorithm.name()));
-    tsig.insert("secret", Value::from(secret.as_str()));
-    table.insert("tsig", value(tsig));
+    if let Some(secret) = &secret {
+        let mut tsig = InlineTable::new();
+        tsig.insert("name", Value::from(key_name.as_str()));
+        tsig.insert("algorithm", Value::from(new.algorithm.name()));
+        tsig.insert("secret", Value::from(secret.as_str()));
+        table.insert("tsig", value(tsig));
+    }
     // Comments at the end of the file belong before what is appended, so the file
     // reads as it did with the new table added below.
     let trailing = doc.trailing().as_str().unwrap_or_default().to_owned();
@@ -283,11 +366,71 @@ pub fn add(path: &Path, new: &NewPartner) -> Result<IssuedKey, PartnerError> {
         }
     }
     store(path, &doc)?;
-    Ok(IssuedKey {
+    Ok(secret.map(|secret| IssuedKey {
         partner: new.name.clone(),
         key_name,
         algorithm: new.algorithm,
         secret,
+    }))
+}
+
+/// Issues `name` a new API token: its SHA-256 joins the partner's `tokens` (or
+/// replaces them all with `replace`, which revokes the old ones); returns the token
+/// to hand over. The partner needs API roles.
+pub fn issue_token(path: &Path, name: &str, replace: bool) -> Result<IssuedToken, PartnerError> {
+    let (text, config) = load(path, true)?;
+    let Some(partner) = config.partners.iter().find(|p| p.name == name) else {
+        return Err(field(
+            "name",
+            format!("no partner {name:?} in {}", path.display()),
+        ));
+    };
+    if partner.roles.is_empty() {
+        return Err(field(
+            "name",
+            format!(
+                "partner {name:?} has no API roles: a token would grant nothing (add roles = [...] first)"
+            ),
+        ));
+    }
+    let others_kept = if replace { 0 } else { partner.tokens.len() };
+    let token = crate::access::new_token().ok_or(PartnerError::Random)?;
+    let mut entry = InlineTable::new();
+    entry.insert(
+        "sha256",
+        Value::from(crate::access::token_hash(&token).as_str()),
+    );
+    entry.insert(
+        "created",
+        Value::from(store::stored_time(indicator::Timestamp::now()).to_string()),
+    );
+    let mut doc = document(path, &text)?;
+    let Some(table) = doc
+        .get_mut("partner")
+        .and_then(Item::as_array_of_tables_mut)
+        .and_then(|a| {
+            a.iter_mut()
+                .find(|t| t.get("name").and_then(Item::as_str) == Some(name))
+        })
+    else {
+        return Err(PartnerError::Config {
+            path: path.to_path_buf(),
+            message: format!("partner {name:?}: its [[partner]] table was not found"),
+        });
+    };
+    match table.get_mut("tokens").and_then(Item::as_array_mut) {
+        Some(tokens) if !replace => tokens.push(entry),
+        _ => {
+            let mut tokens = Array::new();
+            tokens.push(entry);
+            table.insert("tokens", value(tokens));
+        }
+    }
+    store(path, &doc)?;
+    Ok(IssuedToken {
+        partner: name.to_owned(),
+        token,
+        others_kept,
     })
 }
 
@@ -369,6 +512,11 @@ mod tests {
             allow_ips: Vec::new(),
             algorithm: KeyAlgorithm::HmacSha256,
             key_name: None,
+            no_tsig: false,
+            roles: Vec::new(),
+            trust: None,
+            tlp: None,
+            group: None,
         }
     }
 
@@ -391,7 +539,8 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{e}"));
         }
         let key = add(&path, &partner("isp-a", &["phishing", "malware"]))
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("no key made"));
         assert_eq!(key.key_name, "sharedefend-isp-a");
         let text = std::fs::read_to_string(&path).unwrap_or_default();
         assert!(text.starts_with(original), "{text}");
@@ -411,7 +560,9 @@ mod tests {
             Some(32)
         );
 
-        let second = add(&path, &partner("isp-b", &["*"])).unwrap_or_else(|e| panic!("{e}"));
+        let second = add(&path, &partner("isp-b", &["*"]))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("no key made"));
         let rotated = rotate_tsig(&path, "isp-a").unwrap_or_else(|e| panic!("{e}"));
         assert_ne!(rotated.secret, key.secret);
         let after = std::fs::read_to_string(&path).unwrap_or_default();
@@ -491,6 +642,66 @@ mod tests {
         std::fs::write(&path, "[[partner]]\nname = 3\n").unwrap_or_else(|e| panic!("{e}"));
         assert!(err(add(&path, &partner("y", &["phishing"]))).contains("line 2"));
         assert!(!format!("{:?}", rotate_tsig(&path, "y").err()).is_empty());
+        cleanup(&path);
+    }
+
+    #[test]
+    fn tokens_are_stored_hashed_added_or_replaced() {
+        let path = temp("tokens");
+        assert!(err(issue_token(&path, "nobody", false)).contains("No such file"));
+        add(&path, &partner("dns-only", &["phishing"])).unwrap_or_else(|e| panic!("{e}"));
+        let api = NewPartner {
+            no_tsig: true,
+            roles: vec![Role::Contributor, Role::Consumer],
+            trust: Some(0.7),
+            tlp: Some("AMBER".into()),
+            feeds: Vec::new(),
+            notify: Vec::new(),
+            ..partner("cert", &[])
+        };
+        assert!(
+            add(&path, &api).unwrap_or_else(|e| panic!("{e}")).is_none(),
+            "no tsig key for an API-only partner"
+        );
+        assert!(
+            err(issue_token(&path, "dns-only", false))
+                .starts_with("name: partner \"dns-only\" has no API roles")
+        );
+        let first = issue_token(&path, "cert", false).unwrap_or_else(|e| panic!("{e}"));
+        let second = issue_token(&path, "cert", false).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((first.others_kept, second.others_kept), (0, 1));
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            !text.contains(first.token()) && !text.contains(second.token()),
+            "{text}"
+        );
+        assert!(
+            text.contains(&crate::access::token_hash(first.token())),
+            "{text}"
+        );
+        assert!(
+            text.contains("tlp = \"amber\"") && text.contains("trust = 0.7"),
+            "{text}"
+        );
+        let config = ServeConfig::parse(&text).unwrap_or_else(|e| panic!("{e}"));
+        let access = crate::access::Access::new(&config.partners);
+        assert_eq!(access.tokens(), 2);
+        let who = access
+            .partner(second.token())
+            .unwrap_or_else(|| panic!("token unknown"));
+        assert_eq!(
+            (who.name.as_str(), who.clearance),
+            ("cert", indicator::Tlp::Amber)
+        );
+        assert!(!format!("{second:?}").contains(second.token()));
+
+        let third = issue_token(&path, "cert", true).unwrap_or_else(|e| panic!("{e}"));
+        let config = load(&path, true).unwrap_or_else(|e| panic!("{e}")).1;
+        let access = crate::access::Access::new(&config.partners);
+        assert!(
+            access.partner(first.token()).is_none() && access.partner(second.token()).is_none()
+        );
+        assert!(access.partner(third.token()).is_some());
         cleanup(&path);
     }
 }

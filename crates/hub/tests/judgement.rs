@@ -101,7 +101,7 @@ fn parse_text(text: &str) -> formats::Parsed {
 
 fn export(hub: &mut Hub, feed: &str, format: ExportFormat) -> String {
     let mut out = Vec::new();
-    hub::export(hub, feed, format, &mut out).unwrap_or_else(|e| panic!("{e}"));
+    hub::export(hub, feed, format, indicator::Tlp::Red, &mut out).unwrap_or_else(|e| panic!("{e}"));
     String::from_utf8(out).unwrap_or_else(|e| panic!("{e}"))
 }
 

@@ -253,6 +253,10 @@ pub trait Tx {
     fn allow_add(&mut self, entries: &[AllowRow]) -> Result<()>;
     fn allow_all(&mut self) -> Result<Vec<AllowRow>>;
 
+    /// A number that changes whenever any allowlist entry is written (by this or any
+    /// other process), so a long-running hub knows when to reload its lists.
+    fn allow_version(&mut self) -> Result<i64>;
+
     // --- audit
     fn audit(&mut self, entry: &AuditEntry) -> Result<()>;
     fn audit_for(&mut self, target: &str) -> Result<Vec<AuditEntry>>;
@@ -263,4 +267,33 @@ pub trait Tx {
     fn pull_state(&mut self, source: &str) -> Result<Option<String>>;
     /// Every source's pull state, by source name.
     fn pull_states(&mut self) -> Result<Vec<(String, String)>>;
+    // --- the partner API: search, reports, status
+    /// Indicators whose value contains `q` (all when empty) and, when `state` is
+    /// given, whose decision is in that state; ids above `after`, ascending, at most
+    /// `limit`.
+    fn indicators_search(
+        &mut self,
+        q: &str,
+        state: Option<&str>,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<SearchHit>>;
+    /// Stores a report as open; returns its id.
+    fn report_create(&mut self, report: &NewReport) -> Result<i64>;
+    fn report(&mut self, id: i64) -> Result<Option<ReportRow>>;
+    /// Reports in a status (all when `None`), oldest first.
+    fn reports(&mut self, status: Option<ReportStatus>) -> Result<Vec<ReportRow>>;
+    /// Closes an open report; an error if it is not open.
+    fn report_resolve(
+        &mut self,
+        id: i64,
+        status: ReportStatus,
+        at: Timestamp,
+        who: &str,
+        note: &str,
+    ) -> Result<()>;
+    /// Batches counted by status.
+    fn batch_counts(&mut self) -> Result<Vec<(String, u64)>>;
+    /// Every source with its import activity, by name.
+    fn source_activity(&mut self) -> Result<Vec<SourceActivity>>;
 }

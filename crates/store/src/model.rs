@@ -255,3 +255,77 @@ pub struct AuditEntry {
     pub target: String,
     pub reason: String,
 }
+
+/// A report that a name is wrongly blocked, as the public API takes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewReport {
+    pub created_at: Timestamp,
+    /// `name` (a blocked domain or URL) or `rule` (a published trigger).
+    pub kind: String,
+    /// The name or trigger, normalised.
+    pub target: String,
+    /// The feed the rule is in, when the reporter knows it.
+    pub feed: Option<String>,
+    /// What the reporter says (bounded by the API).
+    pub message: String,
+    /// How to reach the reporter, if they gave it.
+    pub contact: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReportStatus {
+    Open,
+    /// A reviewer agreed: the name was delisted.
+    Approved,
+    /// A reviewer disagreed: nothing changed.
+    Rejected,
+}
+
+impl ReportStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReportStatus::Open => "open",
+            ReportStatus::Approved => "approved",
+            ReportStatus::Rejected => "rejected",
+        }
+    }
+    pub fn parse(s: &str) -> Option<ReportStatus> {
+        [
+            ReportStatus::Open,
+            ReportStatus::Approved,
+            ReportStatus::Rejected,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportRow {
+    pub id: i64,
+    pub created_at: Timestamp,
+    pub kind: String,
+    pub target: String,
+    pub feed: Option<String>,
+    pub message: String,
+    pub contact: Option<String>,
+    pub status: ReportStatus,
+    pub resolved_at: Option<Timestamp>,
+    pub resolved_by: Option<String>,
+    pub note: String,
+}
+
+/// A source with what it has imported.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceActivity {
+    pub source: SourceRow,
+    /// Batches imported from it (published, held, approved or rejected).
+    pub batches: u64,
+    /// When its newest batch was imported.
+    pub last_import: Option<Timestamp>,
+    /// Its batches waiting for review.
+    pub held: u64,
+}
+
+/// One indicator found by a search, with its decision if it has one.
+pub type SearchHit = (IndicatorRow, Option<DecisionRow>);

@@ -15,8 +15,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::{
     AllowRow, AuditEntry, BatchRow, BatchStatus, DecisionRow, FeedRow, IndicatorRow, JournalEntry,
-    NewSource, ObservationRow, ObservationWithSource, Result, RuleChanges, RuleDeltas, RuleText,
-    SourceKind, SourceRow, StoreError, Timestamp,
+    NewReport, NewSource, ObservationRow, ObservationWithSource, ReportRow, ReportStatus, Result,
+    RuleChanges, RuleDeltas, RuleText, SourceActivity, SourceKind, SourceRow, StoreError,
+    Timestamp,
 };
 
 /// One schema step.
@@ -29,7 +30,7 @@ pub(crate) struct Migration {
 }
 
 /// The version this build writes.
-pub(crate) const LATEST: i64 = 4;
+pub(crate) const LATEST: i64 = 5;
 
 /// Every step, oldest first. Append only: a shipped step is never edited.
 pub(crate) const MIGRATIONS: &[Migration] = &[
@@ -57,6 +58,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         description: "scheduled feed pulls: per-source pull state, snapshot batches",
         sqlite: V4_SQLITE,
         postgres: V4_POSTGRES,
+    },
+    Migration {
+        version: 5,
+        description: "false-positive reports; a version counter for the allowlists",
+        sqlite: V5_SQLITE,
+        postgres: V5_POSTGRES,
     },
 ];
 
@@ -494,6 +501,65 @@ CREATE TABLE snapshot_batches (
 );
 ";
 
+/// Reports of wrongly blocked names (the public API's `POST /api/reports`), kept for
+/// review; and `counters`, whose `allowlist` row every allowlist write bumps, so a
+/// long-running hub can tell cheaply that another process changed the lists.
+const V5_SQLITE: &str = "
+CREATE TABLE reports (
+    id INTEGER PRIMARY KEY,
+    created_at INTEGER NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('name', 'rule')),
+    target TEXT NOT NULL,
+    feed TEXT,
+    message TEXT NOT NULL,
+    contact TEXT,
+    status TEXT NOT NULL CHECK (status IN ('open', 'approved', 'rejected')),
+    resolved_at INTEGER,
+    resolved_by TEXT,
+    note TEXT NOT NULL
+);
+CREATE INDEX reports_status ON reports (status);
+CREATE TABLE counters (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+INSERT INTO counters (name, value) VALUES ('allowlist', 0);
+";
+
+const V5_POSTGRES: &str = "
+CREATE TABLE reports (
+    id BIGSERIAL PRIMARY KEY,
+    created_at BIGINT NOT NULL,
+    kind TEXT COLLATE \"C\" NOT NULL CHECK (kind IN ('name', 'rule')),
+    target TEXT COLLATE \"C\" NOT NULL,
+    feed TEXT COLLATE \"C\",
+    message TEXT COLLATE \"C\" NOT NULL,
+    contact TEXT COLLATE \"C\",
+    status TEXT COLLATE \"C\" NOT NULL CHECK (status IN ('open', 'approved', 'rejected')),
+    resolved_at BIGINT,
+    resolved_by TEXT COLLATE \"C\",
+    note TEXT COLLATE \"C\" NOT NULL
+);
+CREATE INDEX reports_status ON reports (status);
+CREATE TABLE counters (
+    name TEXT COLLATE \"C\" PRIMARY KEY,
+    value BIGINT NOT NULL
+);
+INSERT INTO counters (name, value) VALUES ('allowlist', 0);
+";
+
+/// Bumps the allowlist version (see `counters`).
+pub(crate) const ALLOW_BUMP: &str =
+    "UPDATE counters SET value = value + 1 WHERE name = 'allowlist'";
+pub(crate) const ALLOW_VERSION: &str = "SELECT value FROM counters WHERE name = 'allowlist'";
+pub(crate) const BATCH_COUNTS: &str =
+    "SELECT status, COUNT(*) FROM batches GROUP BY status ORDER BY status";
+pub(crate) const SOURCE_ACTIVITY: &str = "SELECT s.id, s.name, s.kind, s.trust, s.grp,
+        COUNT(b.id), MAX(b.created_at),
+        COALESCE(SUM(CASE WHEN b.status = 'held' THEN 1 ELSE 0 END), 0)
+    FROM sources s LEFT JOIN batches b ON b.source_id = s.id
+    GROUP BY s.id, s.name, s.kind, s.trust, s.grp ORDER BY s.name";
+
 /// The store's invariants, each a query listing its violations as text (both
 /// dialects accept `||` between text and integers).
 pub(crate) const INVARIANTS: &[&str] = &[
@@ -611,6 +677,12 @@ macro_rules! audit_cols {
         "at, who, action, target, reason"
     };
 }
+macro_rules! report_cols {
+    () => {
+        "id, created_at, kind, target, feed, message, contact, status, resolved_at, \
+         resolved_by, note"
+    };
+}
 macro_rules! feed_cols {
     () => {
         "name, serial, updated_at, rules, kind"
@@ -656,7 +728,7 @@ macro_rules! observation_merge {
 }
 pub(crate) use {
     allow_cols, audit_cols, batch_cols, decision_cols, feed_cols, indicator_cols, observation_cols,
-    observation_merge, published_states, source_cols,
+    observation_merge, published_states, report_cols, source_cols,
 };
 
 /// A result row, read by column position; each backend implements it for its row type.
@@ -853,6 +925,45 @@ pub(crate) fn audit(r: &dyn Columns) -> Result<AuditEntry> {
         target: r.text(3)?,
         reason: r.text(4)?,
     })
+}
+
+pub(crate) fn report(r: &dyn Columns) -> Result<ReportRow> {
+    let status = r.text(7)?;
+    Ok(ReportRow {
+        id: r.int(0)?,
+        created_at: time(r.int(1)?)?,
+        kind: r.text(2)?,
+        target: r.text(3)?,
+        feed: r.text_opt(4)?,
+        message: r.text(5)?,
+        contact: r.text_opt(6)?,
+        status: ReportStatus::parse(&status)
+            .ok_or_else(|| invalid(format!("stored report status {status:?}")))?,
+        resolved_at: time_opt(r.int_opt(8)?)?,
+        resolved_by: r.text_opt(9)?,
+        note: r.text(10)?,
+    })
+}
+
+/// A source with its import activity (`SOURCE_ACTIVITY`).
+pub(crate) fn source_activity(r: &dyn Columns) -> Result<SourceActivity> {
+    Ok(SourceActivity {
+        source: source(r)?,
+        batches: u64::try_from(r.int(5)?).unwrap_or(0),
+        last_import: time_opt(r.int_opt(6)?)?,
+        held: u64::try_from(r.int(7)?).unwrap_or(0),
+    })
+}
+
+/// Checks a new report: the kind is known and the texts are within bounds.
+pub(crate) fn check_report(report: &NewReport) -> Result<()> {
+    if report.kind != "name" && report.kind != "rule" {
+        return Err(invalid(format!("report kind {:?}", report.kind)));
+    }
+    if report.target.is_empty() {
+        return Err(invalid("a report needs a target"));
+    }
+    Ok(())
 }
 
 /// Journal change ops as stored.

@@ -26,13 +26,14 @@ use rusqlite::{Connection, OpenFlags, Params, Row, TransactionBehavior, params};
 
 use crate::schema::{
     self, Columns, allow_cols, audit_cols, batch_cols, decision_cols, feed_cols, indicator_cols,
-    observation_cols, observation_merge, published_states, source_cols,
+    observation_cols, observation_merge, published_states, report_cols, source_cols,
 };
 use crate::schema::{Adjustment, RowOp, Stored};
 use crate::{
     AllowRow, AuditEntry, BatchRow, BatchStatus, DecisionRow, FeedRow, IndicatorKey, IndicatorRow,
-    JournalEntry, NewBatch, NewSource, ObservationRow, ObservationWithSource, Result, RuleChanges,
-    RuleDeltas, RuleText, SourceRow, StoreError, Timestamp, Tx,
+    JournalEntry, NewBatch, NewReport, NewSource, ObservationRow, ObservationWithSource, ReportRow,
+    ReportStatus, Result, RuleChanges, RuleDeltas, RuleText, SearchHit, SourceActivity, SourceRow,
+    StoreError, Timestamp, Tx,
 };
 
 /// The store's file name inside its directory.
@@ -857,6 +858,7 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn allow_add(&mut self, entries: &[AllowRow]) -> Result<()> {
+        self.c.prepare_cached(schema::ALLOW_BUMP)?.execute([])?;
         let mut upsert = self.c.prepare_cached(concat!(
             "INSERT INTO allowlist (",
             allow_cols!(),
@@ -935,5 +937,105 @@ impl Tx for SqliteTx<'_> {
             [],
             |r| Ok((r.text(0)?, r.text(1)?)),
         )
+    }
+
+    fn allow_version(&mut self) -> Result<i64> {
+        self.one(schema::ALLOW_VERSION, [], |r| r.int(0))
+    }
+
+    fn indicators_search(
+        &mut self,
+        q: &str,
+        state: Option<&str>,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<SearchHit>> {
+        self.rows(
+            "SELECT i.id, i.value, i.kind, i.host, d.indicator_id, d.state, d.score, d.category,
+                    d.reasons, d.rules, d.feeds, d.decided_at
+             FROM indicators i LEFT JOIN decisions d ON d.indicator_id = i.id
+             WHERE i.id > ?1 AND (?2 = '' OR instr(i.value, ?2) > 0)
+               AND (?3 IS NULL OR d.state = ?3)
+             ORDER BY i.id LIMIT ?4",
+            params![after, q, state, i64::from(limit)],
+            |r| {
+                let decision = match r.int_opt(4)? {
+                    Some(_) => Some(schema::decision(r, 4)?),
+                    None => None,
+                };
+                Ok((schema::indicator(r, 0)?, decision))
+            },
+        )
+    }
+
+    fn report_create(&mut self, report: &NewReport) -> Result<i64> {
+        schema::check_report(report)?;
+        self.one(
+            "INSERT INTO reports (created_at, kind, target, feed, message, contact, status, note)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'open', '') RETURNING id",
+            params![
+                schema::secs(report.created_at),
+                report.kind,
+                report.target,
+                report.feed,
+                report.message,
+                report.contact
+            ],
+            |r| r.int(0),
+        )
+    }
+
+    fn report(&mut self, id: i64) -> Result<Option<ReportRow>> {
+        self.row(
+            concat!("SELECT ", report_cols!(), " FROM reports WHERE id = ?1"),
+            [id],
+            schema::report,
+        )
+    }
+
+    fn reports(&mut self, status: Option<ReportStatus>) -> Result<Vec<ReportRow>> {
+        self.rows(
+            concat!(
+                "SELECT ",
+                report_cols!(),
+                " FROM reports WHERE ?1 IS NULL OR status = ?1 ORDER BY id"
+            ),
+            [status.map(ReportStatus::as_str)],
+            schema::report,
+        )
+    }
+
+    fn report_resolve(
+        &mut self,
+        id: i64,
+        status: ReportStatus,
+        at: Timestamp,
+        who: &str,
+        note: &str,
+    ) -> Result<()> {
+        let changed = self
+            .c
+            .prepare_cached(
+                "UPDATE reports SET status = ?2, resolved_at = ?3, resolved_by = ?4, note = ?5
+                 WHERE id = ?1 AND status = 'open'",
+            )?
+            .execute(params![id, status.as_str(), schema::secs(at), who, note])?;
+        if changed == 0 {
+            return Err(StoreError::Invalid(match self.report(id)? {
+                Some(r) => format!("report {id} is {}, not open", r.status.as_str()),
+                None => format!("no report {id}"),
+            }));
+        }
+        Ok(())
+    }
+
+    fn batch_counts(&mut self) -> Result<Vec<(String, u64)>> {
+        self.rows(schema::BATCH_COUNTS, [], |r| {
+            Ok((r.text(0)?, u64::try_from(r.int(1)?).unwrap_or(0)))
+        })
+    }
+
+    fn source_activity(&mut self) -> Result<Vec<SourceActivity>> {
+        self.rows(schema::SOURCE_ACTIVITY, [], schema::source_activity)
     }
 }

@@ -19,7 +19,7 @@ use support::{Must, TempDir, pg_database};
 
 /// The schema version this build writes (`store::schema`): a fresh or migrated store
 /// must be at it.
-const LATEST_SCHEMA: i64 = 4;
+const LATEST_SCHEMA: i64 = 5;
 
 // --- harness
 
@@ -173,6 +173,10 @@ cases! {
     store: audit_by_target,
     store: pull_state_put_replaces,
     store: snapshot_batches_are_marked,
+    store: allow_version_moves_on_every_allowlist_write,
+    store: reports_open_and_resolve_once,
+    store: search_pages_by_id_with_substring_and_state,
+    store: batch_counts_and_source_activity,
     store: integrity_check_passes_on_a_good_store,
     db: integrity_check_fails_on_a_serial_behind_its_journal,
     db: integrity_check_fails_on_a_rule_ahead_of_its_feed,
@@ -1446,6 +1450,180 @@ fn snapshot_batches_are_marked(store: &mut Store) {
         store
             .write(|tx| tx.batch_mark_snapshot(snap + 100))
             .is_err()
+    );
+}
+
+fn allow_version_moves_on_every_allowlist_write(store: &mut Store) {
+    let v0 = r(store, |tx| tx.allow_version());
+    w(store, |tx| {
+        tx.allow_add(&[allow("local", "a.example", None)])
+    });
+    let v1 = r(store, |tx| tx.allow_version());
+    assert!(v1 > v0, "{v0} -> {v1}");
+    // The same content written again still counts as a change: a reader reloads.
+    w(store, |tx| {
+        tx.allow_replace_list("local", &[allow("local", "a.example", None)])
+    });
+    let v2 = r(store, |tx| tx.allow_version());
+    assert!(v2 > v1, "{v1} -> {v2}");
+    let failed =
+        store.write(|tx| tx.allow_replace_list("local", &[allow("other", "b.example", None)]));
+    assert!(failed.is_err());
+    assert_eq!(
+        r(store, |tx| tx.allow_version()),
+        v2,
+        "a failed write bumps nothing"
+    );
+    w(store, |tx| tx.audit_for("x").map(drop));
+    assert_eq!(r(store, |tx| tx.allow_version()), v2);
+}
+
+fn reports_open_and_resolve_once(store: &mut Store) {
+    let new = |target: &str| store::NewReport {
+        created_at: t(100),
+        kind: "name".into(),
+        target: target.into(),
+        feed: None,
+        message: "this is my bakery's site".into(),
+        contact: Some("owner@bakery.example".into()),
+    };
+    let a = w(store, |tx| tx.report_create(&new("bakery.example")));
+    let b = w(store, |tx| {
+        tx.report_create(&store::NewReport {
+            kind: "rule".into(),
+            feed: Some("phishing".into()),
+            contact: None,
+            ..new("*.shop.example")
+        })
+    });
+    assert!(b > a);
+    let open = r(store, |tx| tx.reports(Some(store::ReportStatus::Open)));
+    assert_eq!(open.len(), 2);
+    assert_eq!(open[0].target, "bakery.example");
+    assert_eq!(open[0].contact.as_deref(), Some("owner@bakery.example"));
+    assert_eq!(open[1].feed.as_deref(), Some("phishing"));
+    assert_eq!(open[1].status, store::ReportStatus::Open);
+    w(store, |tx| {
+        tx.report_resolve(
+            a,
+            store::ReportStatus::Approved,
+            t(200),
+            "reviewer-1",
+            "delisted",
+        )
+    });
+    let again =
+        store.write(|tx| tx.report_resolve(a, store::ReportStatus::Rejected, t(300), "x", ""));
+    assert!(
+        matches!(&again, Err(StoreError::Invalid(m)) if m == &format!("report {a} is approved, not open")),
+        "{again:?}"
+    );
+    let missing =
+        store.write(|tx| tx.report_resolve(999, store::ReportStatus::Rejected, t(300), "x", ""));
+    assert!(
+        matches!(&missing, Err(StoreError::Invalid(m)) if m == "no report 999"),
+        "{missing:?}"
+    );
+    let done = r(store, |tx| tx.report(a)).unwrap_or_else(|| panic!("report {a} is gone"));
+    assert_eq!(done.status, store::ReportStatus::Approved);
+    assert_eq!(done.resolved_by.as_deref(), Some("reviewer-1"));
+    assert_eq!(done.resolved_at, Some(t(200)));
+    assert_eq!(done.note, "delisted");
+    assert_eq!(r(store, |tx| tx.reports(None)).len(), 2);
+    assert_eq!(
+        r(store, |tx| tx.reports(Some(store::ReportStatus::Open))).len(),
+        1
+    );
+    let bad = store.write(|tx| {
+        tx.report_create(&store::NewReport {
+            kind: "other".into(),
+            ..new("x.example")
+        })
+    });
+    assert!(matches!(bad, Err(StoreError::Invalid(_))), "{bad:?}");
+}
+
+fn search_pages_by_id_with_substring_and_state(store: &mut Store) {
+    let found = ids(
+        store,
+        &[
+            domain("bank-login.example"),
+            domain("other.example"),
+            url("http://bank-login.example/pay", "bank-login.example"),
+            domain("mybank.example"),
+        ],
+    );
+    w(store, |tx| {
+        tx.decisions_put(&[
+            decision(found[0], STATE_PUBLISH),
+            decision(found[2], STATE_URL_ONLY),
+        ])
+    });
+    let values = |hits: &[store::SearchHit]| -> Vec<String> {
+        hits.iter().map(|(i, _)| i.value.clone()).collect()
+    };
+    let all = r(store, |tx| tx.indicators_search("", None, 0, 100));
+    assert_eq!(all.len(), 4);
+    assert!(all[1].1.is_none(), "no decision: none returned");
+    let bank = r(store, |tx| tx.indicators_search("bank", None, 0, 2));
+    assert_eq!(
+        values(&bank),
+        ["bank-login.example", "http://bank-login.example/pay"]
+    );
+    let next = r(store, |tx| {
+        tx.indicators_search("bank", None, bank[1].0.id, 2)
+    });
+    assert_eq!(values(&next), ["mybank.example"]);
+    let published = r(store, |tx| {
+        tx.indicators_search("bank", Some(STATE_PUBLISH), 0, 10)
+    });
+    assert_eq!(values(&published), ["bank-login.example"]);
+    assert_eq!(
+        published[0].1.as_ref().map(|d| d.state.as_str()),
+        Some(STATE_PUBLISH)
+    );
+    // Substring, not pattern: `%` and `_` are plain characters.
+    assert!(r(store, |tx| tx.indicators_search("%", None, 0, 10)).is_empty());
+}
+
+fn batch_counts_and_source_activity(store: &mut Store) {
+    let a = source(store, "alpha", 0.8, None);
+    source(store, "beta", 0.5, Some("g"));
+    let batch = |status, at| NewBatch {
+        source_id: a,
+        origin: "api".into(),
+        status,
+        created_at: t(at),
+        note: String::new(),
+    };
+    w(store, |tx| {
+        tx.batch_create(&batch(BatchStatus::Published, 100))?;
+        tx.batch_create(&batch(BatchStatus::Held, 300))?;
+        tx.batch_create(&batch(BatchStatus::Published, 200))
+    });
+    assert_eq!(
+        r(store, |tx| tx.batch_counts()),
+        [("held".to_owned(), 1), ("published".to_owned(), 2)]
+    );
+    let activity = r(store, |tx| tx.source_activity());
+    assert_eq!(activity.len(), 2);
+    assert_eq!(activity[0].source.name, "alpha");
+    assert_eq!(
+        (
+            activity[0].batches,
+            activity[0].held,
+            activity[0].last_import
+        ),
+        (3, 1, Some(t(300)))
+    );
+    assert_eq!(activity[1].source.group.as_deref(), Some("g"));
+    assert_eq!(
+        (
+            activity[1].batches,
+            activity[1].held,
+            activity[1].last_import
+        ),
+        (0, 0, None)
     );
 }
 

@@ -148,14 +148,75 @@ impl Response {
 /// `GET path` on 127.0.0.1:`port` with extra request headers; `None` if the server
 /// is not answering (yet).
 pub fn try_get(port: u16, path: &str, headers: &[(&str, &str)]) -> Option<Response> {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    let s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    exchange(s, "GET", path, headers, &[])
+}
+
+/// `METHOD path` with `headers` and `body` on 127.0.0.1:`port`.
+pub fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
+    let s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap_or_else(|e| panic!("{e}"));
+    exchange(s, method, path, headers, body).unwrap_or_else(|| panic!("{method} {path}: no answer"))
+}
+
+/// [`request`] from the loopback address `from` (e.g. 127.0.0.2), so a test can
+/// tell the client's address from every other address the hub knows.
+pub fn request_from(
+    from: std::net::Ipv4Addr,
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stream = rt.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap_or_else(|e| panic!("{e}"));
+        socket
+            .bind((from, 0).into())
+            .unwrap_or_else(|e| panic!("bind {from}: {e}"));
+        socket
+            .connect(([127, 0, 0, 1], port).into())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .into_std()
+            .unwrap_or_else(|e| panic!("{e}"))
+    });
+    stream
+        .set_nonblocking(false)
+        .unwrap_or_else(|e| panic!("{e}"));
+    exchange(stream, method, path, headers, body)
+        .unwrap_or_else(|| panic!("{method} {path}: no answer"))
+}
+
+/// One HTTP/1.1 request and its answer on `s` (`Connection: close`).
+fn exchange(
+    mut s: std::net::TcpStream,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Option<Response> {
     s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-    let mut req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
     for (n, v) in headers {
         req.push_str(&format!("{n}: {v}\r\n"));
     }
+    if method != "GET" || !body.is_empty() {
+        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
     req.push_str("\r\n");
     s.write_all(req.as_bytes()).ok()?;
+    // A server may answer (413) before reading a large body, and close.
+    let _ = s.write_all(body);
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).ok()?;
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;

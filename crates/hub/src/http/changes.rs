@@ -16,7 +16,6 @@
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -25,11 +24,11 @@ use axum::routing::get;
 use serde_json::json;
 use store::RuleText;
 
-use super::{ApiError, HttpState, json_response};
+use super::{ApiError, HttpState, Routes, json_response};
 use crate::FeedDelta;
 
-pub(super) fn routes() -> Router<Arc<HttpState>> {
-    Router::new().route("/feeds/{feed}/changes", get(changes))
+pub(super) fn routes(r: Routes) -> Routes {
+    r.add(&["get"], "/feeds/{feed}/changes", get(changes))
 }
 
 fn rules(rs: &[RuleText]) -> serde_json::Value {

@@ -17,21 +17,28 @@
 //! rules and do not move the serial. Its tag adds a digest of the body, its cached
 //! render is reused for [`URLS_MAX_AGE`] only, and a conditional request is answered
 //! after that (cheap, the lists are small) render.
+//!
+//! The `urls` and `csv` lists are cut to the reader's TLP clearance
+//! ([`crate::ExportFormat::by_clearance`]): an anonymous request gets what was shared
+//! `clear`; a request with a partner's token (`Authorization: Bearer …`) gets what its
+//! clearance allows (a bad token is 401). Each clearance is its own cached render and
+//! its own ETag (`"feed.csv.amber.5"`); such answers are `private` and vary by
+//! `Authorization`.
 
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
-use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use axum::routing::get;
+use indicator::Tlp;
 
-use super::{ApiError, HttpState};
+use super::{ApiError, HttpState, Routes};
 use crate::ExportFormat;
 
 /// The header that tells which serial a body (or signature) is of.
@@ -47,7 +54,7 @@ fn versioned_by_serial(format: ExportFormat) -> bool {
 }
 
 /// The URL extension of each format (`txt` is the plain domain list).
-fn extension(format: ExportFormat) -> &'static str {
+pub(super) fn extension(format: ExportFormat) -> &'static str {
     match format {
         ExportFormat::Domains => "txt",
         f => f.name(),
@@ -106,7 +113,9 @@ impl Rendered {
     }
 }
 
-type Key = (String, ExportFormat);
+/// (feed, format, clearance): the clearance is `Red` (everything) for the formats not
+/// cut by it.
+type Key = (String, ExportFormat, Tlp);
 
 /// The last render of each (feed, format), and the renders in flight.
 #[derive(Debug, Default)]
@@ -141,10 +150,9 @@ impl Cache {
     }
 }
 
-pub(super) fn routes() -> Router<Arc<HttpState>> {
-    Router::new()
-        .route("/feeds/pubkey", get(pubkey))
-        .route("/feeds/{file}", get(feed_file))
+pub(super) fn routes(r: Routes) -> Routes {
+    r.add(&["get"], "/feeds/pubkey", get(pubkey))
+        .add(&["get"], "/feeds/{file}", get(feed_file))
 }
 
 async fn pubkey(State(state): State<Arc<HttpState>>) -> Response {
@@ -247,7 +255,15 @@ async fn feed_file(
     let Path(file) =
         path.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "path", e.body_text()))?;
     let target = parse_target(&file)?;
-    let key: Key = (target.feed.clone(), target.format);
+    let (clearance, private) = if target.format.by_clearance() {
+        match super::auth::partner(&state, &headers)? {
+            Some(p) => (p.clearance, true),
+            None => (Tlp::Clear, false),
+        }
+    } else {
+        (Tlp::Red, false)
+    };
+    let key: Key = (target.feed.clone(), target.format, clearance);
     let Some(snapshot) = state.serial(&target.feed) else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -257,8 +273,17 @@ async fn feed_file(
     };
     let cached = state.cache.get(&key);
     let gzip = !target.signature && accepts_gzip(&headers);
+    let cut = if target.format.by_clearance() && clearance != Tlp::Clear {
+        format!(".{}", clearance.as_str())
+    } else {
+        String::new()
+    };
     let tag = |version: &str, gz: bool| {
-        let base = format!("\"{}.{}.{version}", target.feed, extension(target.format));
+        let base = format!(
+            "\"{}.{}{cut}.{version}",
+            target.feed,
+            extension(target.format)
+        );
         match (target.signature, gz) {
             (true, _) => format!("{base}.minisig\""),
             (false, true) => format!("{base}.gz\""),
@@ -276,7 +301,7 @@ async fn feed_file(
         }
         let mut r = Response::new(Body::empty());
         *r.status_mut() = StatusCode::NOT_MODIFIED;
-        common_headers(r.headers_mut(), &tag(version, gzip), serial);
+        common_headers(r.headers_mut(), &tag(version, gzip), serial, private);
         Some(r)
     };
     if versioned_by_serial(target.format) {
@@ -297,7 +322,12 @@ async fn feed_file(
     }
     if target.signature {
         let mut r = Response::new(Body::from(rendered.minisig.clone()));
-        common_headers(r.headers_mut(), &tag(&rendered.version, false), serial);
+        common_headers(
+            r.headers_mut(),
+            &tag(&rendered.version, false),
+            serial,
+            private,
+        );
         r.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; charset=utf-8"),
@@ -316,7 +346,7 @@ async fn feed_file(
     let coded = gz.is_some();
     let mut r = Response::new(Body::from(gz.unwrap_or_else(|| rendered.body.clone())));
     let h = r.headers_mut();
-    common_headers(h, &tag(&rendered.version, coded), serial);
+    common_headers(h, &tag(&rendered.version, coded), serial, private);
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(content_type(target.format)),
@@ -327,15 +357,27 @@ async fn feed_file(
     Ok(r)
 }
 
-fn common_headers(h: &mut HeaderMap, etag: &str, serial: u32) {
+/// `private`: the body depends on the partner's token.
+fn common_headers(h: &mut HeaderMap, etag: &str, serial: u32, private: bool) {
     if let Ok(v) = HeaderValue::from_str(etag) {
         h.insert(header::ETAG, v);
     }
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, no-cache"),
-    );
-    h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    if private {
+        h.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("private, no-cache"),
+        );
+        h.insert(
+            header::VARY,
+            HeaderValue::from_static("Accept-Encoding, Authorization"),
+        );
+    } else {
+        h.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("public, no-cache"),
+        );
+        h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    }
     h.insert(
         HeaderName::from_static(SERIAL_HEADER),
         HeaderValue::from(serial),
@@ -354,14 +396,14 @@ async fn render_once(
     if let Some(c) = state.cache.get(key).filter(|c| c.fresh(key.1, min_serial)) {
         return Ok(c);
     }
-    let (feed, format) = key.clone();
+    let (feed, format, clearance) = key.clone();
     let signer_state = state.clone();
     let rendered = state
         .with_store(move |store| {
             let started = Instant::now();
             let mut body = Vec::new();
-            let serial =
-                crate::export_store(store, &feed, format, &mut body).map_err(|e| e.to_string())?;
+            let serial = crate::export_store(store, &feed, format, clearance, &mut body)
+                .map_err(|e| e.to_string())?;
             let ms_render = started.elapsed().as_millis() as u64;
             Ok((feed, format, serial, body, ms_render))
         })
