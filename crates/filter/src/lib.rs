@@ -34,6 +34,7 @@ use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 use dns::front::{Front, FrontConfig, Io, Screen, Verdict};
+use dns::secondary::{Limits, SecondaryZone};
 use serde::Deserialize;
 
 pub use allow::Allowlist;
@@ -71,9 +72,19 @@ pub struct FilterConfig {
     pub udp_sockets: Option<usize>,
     /// `threads` (default) or `tokio`.
     pub io: Option<String>,
-    /// Policy zones, first match wins.
+    /// Policy zone files, first match wins (the older form of `[[zones]]`; the
+    /// two cannot be mixed).
     #[serde(default)]
     pub zone_files: Vec<ZoneFileConfig>,
+    /// Policy zones in order of precedence (first match wins), each a file or
+    /// followed from a primary.
+    #[serde(default)]
+    pub zones: Vec<ZoneConfig>,
+    /// Where followed zones are saved (and loaded from at start).
+    pub state: Option<PathBuf>,
+    /// What to do with a followed zone past its SOA expire: `keep` (default) or
+    /// `drop`.
+    pub on_expire: Option<String>,
     /// Names never filtered (each with everything below it).
     #[serde(default)]
     pub allow: Vec<String>,
@@ -91,6 +102,78 @@ pub struct ZoneFileConfig {
     /// `given`, `log-only`, `nxdomain`, `nodata`, `passthru`, `drop`, `tcp-only`,
     /// `cname NAME`.
     pub policy: Option<String>,
+}
+
+/// One `[[zones]]` table: `file = "..."` (with an optional `name`), or
+/// `name = "..."` with `primary = "ADDR:PORT"` (and an optional `tsig`).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneConfig {
+    pub name: Option<String>,
+    pub file: Option<PathBuf>,
+    pub primary: Option<SocketAddr>,
+    /// `NAME:ALG:SECRET` (the secret in base64).
+    pub tsig: Option<String>,
+    /// As for `[[zone_files]]`.
+    pub policy: Option<String>,
+}
+
+/// A zone followed from a primary, with its override.
+#[derive(Debug, Clone)]
+pub struct PrimaryZone {
+    pub zone: SecondaryZone,
+    pub policy: ZonePolicy,
+}
+
+/// Where one policy zone comes from.
+#[derive(Debug, Clone)]
+pub enum ZoneSource {
+    File(ZoneFile),
+    Primary(PrimaryZone),
+}
+
+impl ZoneSource {
+    /// Reads a command-line `--zone` spec, `NAME[,policy=POLICY]`, whose primary
+    /// and key are given apart.
+    pub fn parse_primary(
+        spec: &str,
+        primary: SocketAddr,
+        tsig: Option<&str>,
+    ) -> Result<ZoneSource, String> {
+        let mut parts = spec.split(',');
+        let name = parts
+            .next()
+            .map(|n| n.trim_end_matches('.'))
+            .filter(|n| !n.is_empty())
+            .ok_or("--zone: empty zone name")?;
+        let mut policy = ZonePolicy::Given;
+        for part in parts {
+            match part.split_once('=') {
+                Some(("policy", p)) => {
+                    policy = ZonePolicy::parse(p)
+                        .ok_or_else(|| format!("zone {name}: unknown policy {p:?}"))?;
+                }
+                _ => {
+                    return Err(format!(
+                        "zone {name}: unknown option {part:?} (policy=POLICY)"
+                    ));
+                }
+            }
+        }
+        let tsig = tsig
+            .map(|t| {
+                dns::secondary::parse_tsig_spec(t).map_err(|e| format!("zone {name}: tsig: {e}"))
+            })
+            .transpose()?;
+        Ok(ZoneSource::Primary(PrimaryZone {
+            zone: SecondaryZone {
+                apex: name.to_ascii_lowercase(),
+                primary,
+                tsig,
+            },
+            policy,
+        }))
+    }
 }
 
 /// A configuration that cannot be used.
@@ -131,7 +214,11 @@ impl Engine {
 pub struct Settings {
     pub listen: SocketAddr,
     pub front: FrontConfig,
-    pub zone_files: Vec<ZoneFile>,
+    /// Policy zones in order of precedence.
+    pub zones: Vec<ZoneSource>,
+    /// Where followed zones are saved; required when one is followed.
+    pub state: Option<PathBuf>,
+    pub on_expire: OnExpire,
     pub allow: Vec<String>,
     pub allow_files: Vec<PathBuf>,
     pub engine: Engine,
@@ -157,7 +244,12 @@ impl FilterConfig {
             Some(0) => return Err(bad("upstream_timeout_ms must be above 0".into())),
             Some(ms) => Duration::from_millis(ms),
         };
-        let mut zone_files = Vec::with_capacity(self.zone_files.len());
+        if !self.zone_files.is_empty() && !self.zones.is_empty() {
+            return Err(bad(
+                "zone_files and zones: give the zones in one list ([[zones]])".into(),
+            ));
+        }
+        let mut zones = Vec::with_capacity(self.zone_files.len() + self.zones.len());
         for z in &self.zone_files {
             let policy = match z.policy.as_deref() {
                 None => ZonePolicy::Given,
@@ -168,12 +260,53 @@ impl FilterConfig {
                     ))
                 })?,
             };
-            zone_files.push(ZoneFile {
+            zones.push(ZoneSource::File(ZoneFile {
                 path: z.file.clone(),
                 name: z.name.clone(),
                 policy,
-            });
+            }));
         }
+        for (i, z) in self.zones.iter().enumerate() {
+            let at = |m: String| bad(format!("zones[{i}]: {m}"));
+            let policy = match z.policy.as_deref() {
+                None => ZonePolicy::Given,
+                Some(p) => ZonePolicy::parse(p)
+                    .ok_or_else(|| at(format!("policy: unknown policy {p:?}")))?,
+            };
+            match (&z.file, z.primary) {
+                (Some(file), None) => {
+                    if z.tsig.is_some() {
+                        return Err(at("tsig: only for a zone with a primary".into()));
+                    }
+                    zones.push(ZoneSource::File(ZoneFile {
+                        path: file.clone(),
+                        name: z.name.clone(),
+                        policy,
+                    }));
+                }
+                (None, Some(primary)) => {
+                    let name = z
+                        .name
+                        .as_deref()
+                        .ok_or_else(|| at("name: a zone with a primary needs its name".into()))?;
+                    let mut spec =
+                        ZoneSource::parse_primary(name, primary, z.tsig.as_deref()).map_err(at)?;
+                    if let ZoneSource::Primary(p) = &mut spec {
+                        p.policy = policy;
+                    }
+                    zones.push(spec);
+                }
+                (Some(_), Some(_)) => return Err(at("give file or primary, not both".into())),
+                (None, None) => {
+                    return Err(at("give file = \"...\" or primary = \"ADDR:PORT\"".into()));
+                }
+            }
+        }
+        let on_expire = match self.on_expire.as_deref() {
+            None | Some("keep") => OnExpire::Keep,
+            Some("drop") => OnExpire::Drop,
+            Some(o) => return Err(bad(format!("on_expire {o:?}: expected keep or drop"))),
+        };
         let listen = match self.listen {
             Some(l) => l,
             None => DEFAULT_LISTEN
@@ -189,11 +322,50 @@ impl FilterConfig {
                 udp_sockets: self.udp_sockets.unwrap_or(0),
                 io,
             },
-            zone_files,
+            zones,
+            state: self.state.clone(),
+            on_expire,
             allow: self.allow.clone(),
             allow_files: self.allow_files.clone(),
             engine: Engine::default(),
         })
+    }
+}
+
+impl Settings {
+    /// The zone files, with their place in the order of precedence.
+    pub fn zone_files(&self) -> impl Iterator<Item = (usize, &ZoneFile)> {
+        self.zones.iter().enumerate().filter_map(|(i, z)| match z {
+            ZoneSource::File(f) => Some((i, f)),
+            ZoneSource::Primary(_) => None,
+        })
+    }
+
+    /// The zones followed from a primary, with their place in the order.
+    pub fn primaries(&self) -> impl Iterator<Item = (usize, &PrimaryZone)> {
+        self.zones.iter().enumerate().filter_map(|(i, z)| match z {
+            ZoneSource::Primary(p) => Some((i, p)),
+            ZoneSource::File(_) => None,
+        })
+    }
+
+    /// Checks what only the whole can tell: followed zones need a state dir and
+    /// the matcher.
+    pub fn check(&self) -> Result<(), FilterError> {
+        if let Some((_, p)) = self.primaries().next() {
+            if self.state.is_none() {
+                return Err(FilterError::Config(format!(
+                    "zone {}: a zone followed from a primary needs --state DIR (state in the config) for its saved copy",
+                    p.zone.apex
+                )));
+            }
+            if self.engine != Engine::Matcher {
+                return Err(FilterError::Config(
+                    "zones followed from a primary need the matcher engine".into(),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -213,10 +385,11 @@ fn load_allowlist(settings: &Settings) -> Result<Allowlist, FilterError> {
 
 /// Builds the reference policy: every zone file, then the allowlist. All or nothing.
 pub fn load_policy(settings: &Settings) -> Result<(ReferenceScreen, Vec<LoadReport>), FilterError> {
+    settings.check()?;
     let allow = load_allowlist(settings)?;
-    let mut zones = Vec::with_capacity(settings.zone_files.len());
-    let mut reports = Vec::with_capacity(settings.zone_files.len());
-    for spec in &settings.zone_files {
+    let mut zones = Vec::with_capacity(settings.zones.len());
+    let mut reports = Vec::with_capacity(settings.zones.len());
+    for (_, spec) in settings.zone_files() {
         let loaded = load(spec)?;
         reports.push(LoadReport::of(&loaded));
         zones.push((loaded.rules, spec.policy.clone()));
@@ -225,16 +398,28 @@ pub fn load_policy(settings: &Settings) -> Result<(ReferenceScreen, Vec<LoadRepo
 }
 
 /// Builds the matcher's policy: every zone file, then the allowlist. All or nothing.
+/// A zone followed from a primary starts empty in its place; its saved copy and
+/// transfers fill it ([`MatcherSink`]).
 pub fn load_matcher(
     settings: &Settings,
 ) -> Result<(policy::Policy, ZoneMeta, Vec<LoadReport>), FilterError> {
+    settings.check()?;
     let allow = load_allowlist(settings)?;
-    let mut zones = Vec::with_capacity(settings.zone_files.len());
-    let mut reports = Vec::with_capacity(settings.zone_files.len());
-    for spec in &settings.zone_files {
-        let loaded = load_matcher_zone(spec)?;
-        reports.push(loaded.report.clone());
-        zones.push((loaded, spec.policy.clone()));
+    let mut zones = Vec::with_capacity(settings.zones.len());
+    let mut reports = Vec::with_capacity(settings.zones.len());
+    for source in &settings.zones {
+        match source {
+            ZoneSource::File(spec) => {
+                let loaded = load_matcher_zone(spec)?;
+                reports.push(loaded.report.clone());
+                zones.push((loaded, spec.policy.clone()));
+            }
+            ZoneSource::Primary(p) => {
+                let empty = MatcherZone::empty(&p.zone.apex, &p.policy)
+                    .map_err(|e| FilterError::Config(format!("zone {}: {e}", p.zone.apex)))?;
+                zones.push((empty, p.policy.clone()));
+            }
+        }
     }
     let (policy, meta) = build_matcher(zones, &allow).map_err(FilterError::Config)?;
     Ok((policy, meta, reports))
@@ -273,8 +458,18 @@ impl LiveScreen {
     pub fn reload(&self, settings: &Settings) -> Result<Vec<LoadReport>, FilterError> {
         match self {
             LiveScreen::Matcher(m) => {
-                let (policy, meta, reports) = load_matcher(settings)?;
-                m.replace(policy, meta);
+                // Only the files: followed zones and their transfers stay as they are.
+                let allow = load_allowlist(settings)?;
+                let mut loaded = Vec::new();
+                for (i, spec) in settings.zone_files() {
+                    loaded.push((i, load_matcher_zone(spec)?));
+                }
+                let mut reports = Vec::with_capacity(loaded.len());
+                for (i, zone) in loaded {
+                    reports.push(zone.report.clone());
+                    m.set_zone(i, zone).map_err(FilterError::Config)?;
+                }
+                m.set_allowlist(&allow);
                 Ok(reports)
             }
             LiveScreen::Reference(r) => {
@@ -302,8 +497,8 @@ impl Screen for LiveScreen {
     }
 }
 
-fn log_loaded(loaded: &[LoadReport], files: &[ZoneFile]) {
-    for (l, spec) in loaded.iter().zip(files) {
+fn log_loaded(loaded: &[LoadReport], settings: &Settings) {
+    for (l, (_, spec)) in loaded.iter().zip(settings.zone_files()) {
         tracing::info!(file = %spec.path.display(), "loaded {l}");
         for d in l.diagnostics.iter().take(5) {
             tracing::warn!(file = %spec.path.display(), "{d}");
@@ -326,6 +521,90 @@ fn fingerprint(paths: &[&Path]) -> Vec<Option<(u64, SystemTime)>> {
         .collect()
 }
 
+/// Applies the zone manager's events to the matcher, one zone at a time: a full
+/// zone replaces that zone's rules alone, an IXFR's owners are applied as a delta
+/// to that zone alone (no zone is rebuilt), a dropped zone is emptied.
+#[derive(Debug)]
+pub struct MatcherSink {
+    screen: Arc<LiveScreen>,
+    /// Apex → place in the order of precedence, and the zone's override.
+    zones: std::collections::HashMap<String, (usize, ZonePolicy)>,
+}
+
+impl MatcherSink {
+    pub fn new(screen: Arc<LiveScreen>, settings: &Settings) -> MatcherSink {
+        let zones = settings
+            .primaries()
+            .map(|(i, p)| (p.zone.apex.clone(), (i, p.policy.clone())))
+            .collect();
+        MatcherSink { screen, zones }
+    }
+}
+
+impl ZoneSink for MatcherSink {
+    fn apply(&self, event: &ZoneEvent) -> Result<(), String> {
+        let LiveScreen::Matcher(m) = &*self.screen else {
+            return Err("followed zones need the matcher engine".into());
+        };
+        let zone = match event {
+            ZoneEvent::Full { zone, .. }
+            | ZoneEvent::Delta { zone, .. }
+            | ZoneEvent::Dropped { zone, .. } => zone,
+        };
+        let (index, policy) = self
+            .zones
+            .get(zone)
+            .ok_or_else(|| format!("zone {zone}: not configured"))?;
+        match event {
+            ZoneEvent::Full {
+                serial,
+                path,
+                from_state,
+                ..
+            } => {
+                let spec = ZoneFile {
+                    path: path.clone(),
+                    name: Some(zone.clone()),
+                    policy: policy.clone(),
+                };
+                let loaded = load_matcher_zone(&spec).map_err(|e| e.to_string())?;
+                let report = loaded.report.clone();
+                m.set_zone(*index, loaded)?;
+                let from = if *from_state {
+                    "the saved copy"
+                } else {
+                    "a transfer"
+                };
+                tracing::info!(zone = %zone, serial, "in force from {from}: {report}");
+                for d in report.diagnostics.iter().take(5) {
+                    tracing::warn!(zone = %zone, "{d}");
+                }
+            }
+            ZoneEvent::Delta { delta, .. } => {
+                let (removed, added) = m.apply_owner_delta(*index, zone, delta)?;
+                tracing::info!(
+                    zone = %zone,
+                    serial = delta.to,
+                    removed,
+                    added,
+                    "change in force"
+                );
+            }
+            ZoneEvent::Dropped { reason, .. } => {
+                m.set_zone(*index, MatcherZone::empty(zone, policy)?)?;
+                tracing::warn!(zone = %zone, reason = %reason, "zone no longer enforced");
+            }
+        }
+        Ok(())
+    }
+}
+
+impl dns::front::NotifyHandler for ZoneManager {
+    fn notify(&self, message: &[u8], src: SocketAddr) -> Option<Vec<u8>> {
+        ZoneManager::notify(self, message, src)
+    }
+}
+
 /// The filter, loaded and bound, ready to serve.
 #[derive(Debug)]
 pub struct Filter {
@@ -333,15 +612,39 @@ pub struct Filter {
     screen: Arc<LiveScreen>,
     front: Front,
     listeners: dns::front::Listeners,
+    zones: Option<ZoneManager>,
 }
 
 impl Filter {
-    /// Loads the policy and binds the listening sockets.
+    /// Loads the policy (zone files, and the saved copies of followed zones)
+    /// and binds the listening sockets. Serving can begin at once: a followed
+    /// zone's primary is first asked when [`Filter::serve`] runs.
     pub fn start(settings: Settings) -> Result<Filter, FilterError> {
         let (screen, loaded) = LiveScreen::load(&settings)?;
-        log_loaded(&loaded, &settings.zone_files);
+        log_loaded(&loaded, &settings);
         let screen = Arc::new(screen);
+        let zones = match (&settings.state, settings.primaries().next()) {
+            (Some(state), Some(_)) => {
+                let manager = ZoneManager::new(
+                    ZonesConfig {
+                        zones: settings.primaries().map(|(_, p)| p.zone.clone()).collect(),
+                        state_dir: state.clone(),
+                        on_expire: settings.on_expire,
+                        limits: Limits::default(),
+                    },
+                    Arc::new(MatcherSink::new(screen.clone(), &settings)),
+                )
+                .map_err(|e| FilterError::Config(e.to_string()))?;
+                manager.load_saved();
+                Some(manager)
+            }
+            _ => None,
+        };
         let front = Front::new(screen.clone(), settings.front.clone());
+        if let Some(m) = &zones {
+            // A fresh front has no handler yet.
+            let _ = front.set_notify_handler(Arc::new(m.clone()));
+        }
         let listeners = front.bind(settings.listen).map_err(|e| {
             FilterError::Config(format!("cannot listen on {}: {e}", settings.listen))
         })?;
@@ -350,7 +653,13 @@ impl Filter {
             screen,
             front,
             listeners,
+            zones,
         })
+    }
+
+    /// The manager of the zones followed from a primary, if any.
+    pub fn zones(&self) -> Option<&ZoneManager> {
+        self.zones.as_ref()
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -371,6 +680,7 @@ impl Filter {
             screen,
             front,
             listeners,
+            zones,
         } = self;
         tracing::info!(
             listen = %listeners.local_addr(),
@@ -378,9 +688,18 @@ impl Filter {
             io = ?settings.front.io,
             "serving DNS"
         );
+        let following = zones.map(|m| {
+            for (_, p) in settings.primaries() {
+                tracing::info!(zone = %p.zone.apex, primary = %p.zone.primary, tsig = p.zone.tsig.is_some(), "following");
+            }
+            tokio::spawn(async move { m.run(std::future::pending()).await })
+        });
         let reload = tokio::spawn(watch(settings, screen));
         let result = front.serve(listeners, shutdown).await;
         reload.abort();
+        if let Some(f) = following {
+            f.abort();
+        }
         tracing::info!("stopped");
         Ok(result?)
     }
@@ -389,9 +708,8 @@ impl Filter {
 /// Reloads the policy when a zone or allowlist file changes.
 async fn watch(settings: Settings, screen: Arc<LiveScreen>) {
     let paths: Vec<&Path> = settings
-        .zone_files
-        .iter()
-        .map(|z| z.path.as_path())
+        .zone_files()
+        .map(|(_, z)| z.path.as_path())
         .chain(settings.allow_files.iter().map(PathBuf::as_path))
         .collect();
     let mut seen = fingerprint(&paths);
@@ -411,7 +729,7 @@ async fn watch(settings: Settings, screen: Arc<LiveScreen>) {
         };
         match loaded {
             Ok(Ok(loaded)) => {
-                log_loaded(&loaded, &settings.zone_files);
+                log_loaded(&loaded, &settings);
                 tracing::info!("policy reloaded");
             }
             Ok(Err(e)) => tracing::warn!(error = %e, "reload failed: the running policy is kept"),
@@ -448,8 +766,8 @@ policy = "log-only"
         assert_eq!(s.front.upstream_timeout, Duration::from_millis(250));
         assert_eq!(s.front.io, Io::Tokio);
         assert_eq!(s.front.cache_bytes, dns::front::DEFAULT_CACHE_BYTES);
-        assert_eq!(s.zone_files.len(), 2);
-        assert_eq!(s.zone_files[1].policy, ZonePolicy::LogOnly);
+        assert_eq!(s.zones.len(), 2);
+        assert!(matches!(&s.zones[1], ZoneSource::File(f) if f.policy == ZonePolicy::LogOnly));
         let bad = |t: &str| {
             toml::from_str::<FilterConfig>(t)
                 .map_err(|e| e.to_string())

@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-pub use listen::Listeners;
+pub use listen::{Listeners, NotifyHandler};
 pub use screen::{LocalData, Policy, PolicySoa, PolicyZone, Redirect, Screen, Verdict};
 
 use cache::{Cache, Entry, Key};
@@ -157,6 +157,8 @@ struct Inner {
     upstreams: Upstreams,
     config: FrontConfig,
     stats: FrontStats,
+    /// Where NOTIFY messages go (the filter's zone manager); unset: NOTIMP.
+    notify: std::sync::OnceLock<Arc<dyn NotifyHandler>>,
 }
 
 /// The query path. Cheap to clone.
@@ -187,6 +189,7 @@ impl Front {
                 upstreams: Upstreams::new(config.upstreams.clone(), config.upstream_timeout),
                 config,
                 stats: FrontStats::default(),
+                notify: std::sync::OnceLock::new(),
             }),
         }
     }
