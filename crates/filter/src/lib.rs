@@ -13,9 +13,15 @@
 //! semantics; the compact matcher of the `policy` crate will take its place and this
 //! one stays as its test oracle. Privacy: no client address is logged or stored
 //! here; it is passed to the policy only for RPZ-CLIENT-IP triggers.
+//!
+//! Beside the DNS front the filter serves, on the same runtime, `/metrics`
+//! ([`telemetry`]: counters without personal data, rule matches per hour flushed to
+//! the state dir) and the block page ([`blockpage`]) walled-garden zones point at.
 
 mod allow;
+pub mod blockpage;
 mod reference;
+pub mod telemetry;
 mod zones;
 
 use std::net::{IpAddr, SocketAddr};
@@ -29,6 +35,7 @@ use serde::Deserialize;
 
 pub use allow::Allowlist;
 pub use reference::{ReferenceScreen, ZonePolicy, ZoneRules, rpz_ip_owner};
+pub use telemetry::Telemetry;
 pub use zones::{LoadError, LoadReport, Loaded, ZoneFile, load};
 
 /// Where the filter listens when neither flag nor config says.
@@ -63,6 +70,16 @@ pub struct FilterConfig {
     /// Files of allowed names, one per line.
     #[serde(default)]
     pub allow_files: Vec<PathBuf>,
+    /// The state directory: rule match counts per hour go to `counts/` in it.
+    pub state: Option<PathBuf>,
+    /// Address of the HTTP `/metrics` endpoint (Prometheus); off when not given.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Address of the HTTP block page; off when not given.
+    pub block_page_listen: Option<SocketAddr>,
+    /// The hub's public report endpoint the block page links to.
+    pub report_url: Option<String>,
+    /// Seconds between flushes of the match counts to the state dir [default: 60].
+    pub counts_flush_secs: Option<u64>,
 }
 
 /// One `[[zone_files]]` table.
@@ -97,6 +114,11 @@ pub struct Settings {
     pub zone_files: Vec<ZoneFile>,
     pub allow: Vec<String>,
     pub allow_files: Vec<PathBuf>,
+    pub state: Option<PathBuf>,
+    pub metrics_listen: Option<SocketAddr>,
+    pub block_page_listen: Option<SocketAddr>,
+    pub report_url: Option<String>,
+    pub counts_flush: Duration,
 }
 
 impl FilterConfig {
@@ -136,6 +158,14 @@ impl FilterConfig {
                 policy,
             });
         }
+        if let Some(url) = &self.report_url {
+            blockpage::check_report_url(url).map_err(bad)?;
+        }
+        let counts_flush = match self.counts_flush_secs {
+            None => telemetry::DEFAULT_FLUSH,
+            Some(0) => return Err(bad("counts_flush_secs must be above 0".into())),
+            Some(s) => Duration::from_secs(s),
+        };
         let listen = match self.listen {
             Some(l) => l,
             None => DEFAULT_LISTEN
@@ -154,6 +184,11 @@ impl FilterConfig {
             zone_files,
             allow: self.allow.clone(),
             allow_files: self.allow_files.clone(),
+            state: self.state.clone(),
+            metrics_listen: self.metrics_listen,
+            block_page_listen: self.block_page_listen,
+            report_url: self.report_url.clone(),
+            counts_flush,
         })
     }
 }
@@ -207,6 +242,18 @@ impl Screen for LiveScreen {
     }
 }
 
+/// Tells the telemetry each file zone's serial and age (since the file changed).
+fn record_zones(telemetry: &Telemetry, screen: &ReferenceScreen, files: &[ZoneFile]) {
+    for (zone, spec) in screen.zones().zip(files) {
+        let age = std::fs::metadata(&spec.path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| SystemTime::now().duration_since(t).ok())
+            .unwrap_or_default();
+        telemetry.set_zone(zone.name(), Some(zone.serial()), age);
+    }
+}
+
 fn log_loaded(loaded: &[LoadReport], files: &[ZoneFile]) {
     for (l, spec) in loaded.iter().zip(files) {
         tracing::info!(file = %spec.path.display(), "loaded {l}");
@@ -238,6 +285,71 @@ pub struct Filter {
     screen: Arc<LiveScreen>,
     front: Front,
     listeners: dns::front::Listeners,
+    telemetry: Arc<Telemetry>,
+    metrics: Option<std::net::TcpListener>,
+    block_page: Option<std::net::TcpListener>,
+}
+
+/// Binds an HTTP listener (non-blocking, for tokio).
+fn bind_http(addr: SocketAddr, what: &str) -> Result<std::net::TcpListener, FilterError> {
+    let l = std::net::TcpListener::bind(addr)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .map_err(|e| FilterError::Config(format!("cannot listen on {addr} for {what}: {e}")))?;
+    Ok(l)
+}
+
+/// Serves `router` on `listener` until the task is aborted.
+async fn serve_http(listener: std::net::TcpListener, router: axum::Router, what: &'static str) {
+    let listener = match tokio::net::TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "{what}: cannot serve");
+            return;
+        }
+    };
+    if let Err(e) = axum::serve(listener, router).await {
+        tracing::error!(error = %e, "{what}: stopped");
+    }
+}
+
+/// `GET /metrics`: the registry as Prometheus text.
+fn metrics_router(registry: Arc<prometheus_client::registry::Registry>) -> axum::Router {
+    async fn metrics(
+        axum::extract::State(registry): axum::extract::State<
+            Arc<prometheus_client::registry::Registry>,
+        >,
+    ) -> impl axum::response::IntoResponse {
+        (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+            )],
+            Telemetry::render(&registry),
+        )
+    }
+    axum::Router::new()
+        .route("/metrics", axum::routing::get(metrics))
+        .with_state(registry)
+}
+
+/// Writes the match counts to the state dir every `every`.
+async fn flush_every(telemetry: Arc<Telemetry>, every: Duration) {
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        flush(&telemetry).await;
+    }
+}
+
+async fn flush(telemetry: &Arc<Telemetry>) {
+    let t = telemetry.clone();
+    match tokio::task::spawn_blocking(move || t.flush()).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "cannot write the match counts: kept for the next flush"),
+        Err(e) => tracing::warn!(error = %e, "cannot write the match counts"),
+    }
 }
 
 impl Filter {
@@ -245,16 +357,34 @@ impl Filter {
     pub fn start(settings: Settings) -> Result<Filter, FilterError> {
         let (screen, loaded) = load_policy(&settings)?;
         log_loaded(&loaded, &settings.zone_files);
+        if let Some(state) = &settings.state {
+            std::fs::create_dir_all(state.join("counts")).map_err(|e| {
+                FilterError::Config(format!("state dir {}: {e}", state.display()))
+            })?;
+        }
+        let telemetry = Arc::new(Telemetry::new(settings.state.clone()));
+        record_zones(&telemetry, &screen, &settings.zone_files);
         let screen = Arc::new(LiveScreen::new(screen));
-        let front = Front::new(screen.clone(), settings.front.clone());
+        let front = Front::with_observer(screen.clone(), settings.front.clone(), telemetry.clone());
         let listeners = front.bind(settings.listen).map_err(|e| {
             FilterError::Config(format!("cannot listen on {}: {e}", settings.listen))
         })?;
+        let metrics = settings
+            .metrics_listen
+            .map(|a| bind_http(a, "metrics"))
+            .transpose()?;
+        let block_page = settings
+            .block_page_listen
+            .map(|a| bind_http(a, "the block page"))
+            .transpose()?;
         Ok(Filter {
             settings,
             screen,
             front,
             listeners,
+            telemetry,
+            metrics,
+            block_page,
         })
     }
 
@@ -264,6 +394,20 @@ impl Filter {
 
     pub fn front(&self) -> &Front {
         &self.front
+    }
+
+    pub fn telemetry(&self) -> &Arc<Telemetry> {
+        &self.telemetry
+    }
+
+    /// Where `/metrics` is served, if it is.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Where the block page is served, if it is.
+    pub fn block_page_addr(&self) -> Option<SocketAddr> {
+        self.block_page.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// Serves until `shutdown` completes, reloading changed zone files.
@@ -276,6 +420,9 @@ impl Filter {
             screen,
             front,
             listeners,
+            telemetry,
+            metrics,
+            block_page,
         } = self;
         tracing::info!(
             listen = %listeners.local_addr(),
@@ -283,16 +430,40 @@ impl Filter {
             io = ?settings.front.io,
             "serving DNS"
         );
-        let reload = tokio::spawn(watch(settings, screen));
+        let mut tasks = Vec::new();
+        if let Some(l) = metrics {
+            if let Ok(a) = l.local_addr() {
+                tracing::info!(listen = %a, "serving /metrics");
+            }
+            let registry = Arc::new(telemetry.registry(front.clone()));
+            tasks.push(tokio::spawn(serve_http(l, metrics_router(registry), "metrics")));
+        }
+        if let Some(l) = block_page {
+            if let Ok(a) = l.local_addr() {
+                tracing::info!(listen = %a, "serving the block page");
+            }
+            let page = blockpage::BlockPage::new(screen.clone(), settings.report_url.clone());
+            tasks.push(tokio::spawn(serve_http(l, page.router(), "block page")));
+        }
+        if settings.state.is_some() {
+            tasks.push(tokio::spawn(flush_every(
+                telemetry.clone(),
+                settings.counts_flush,
+            )));
+        }
+        tasks.push(tokio::spawn(watch(settings, screen, telemetry.clone())));
         let result = front.serve(listeners, shutdown).await;
-        reload.abort();
+        for t in &tasks {
+            t.abort();
+        }
+        flush(&telemetry).await;
         tracing::info!("stopped");
         Ok(result?)
     }
 }
 
 /// Reloads the policy when a zone or allowlist file changes.
-async fn watch(settings: Settings, screen: Arc<LiveScreen>) {
+async fn watch(settings: Settings, screen: Arc<LiveScreen>, telemetry: Arc<Telemetry>) {
     let paths: Vec<&Path> = settings
         .zone_files
         .iter()
@@ -315,6 +486,7 @@ async fn watch(settings: Settings, screen: Arc<LiveScreen>) {
         };
         match loaded {
             Ok(Ok((new, loaded))) => {
+                record_zones(&telemetry, &new, &settings.zone_files);
                 screen.replace(new);
                 log_loaded(&loaded, &settings.zone_files);
                 tracing::info!("policy reloaded");
