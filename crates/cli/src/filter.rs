@@ -8,7 +8,9 @@
 //! in `--state DIR`), in the order given on the command line: first match wins.
 //! `--allow` names are never filtered. Options come from `--config FILE` (TOML,
 //! `filter::FilterConfig`) and flags, flags winning. Logs go to standard error
-//! (`RUST_LOG`); no client address is ever logged.
+//! (`RUST_LOG`); no client address is ever logged. `--metrics-listen` serves
+//! `/metrics` (Prometheus), `--block-page-listen` the page walled-garden zones point
+//! at; rule match counts per hour are kept in `--state DIR`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -26,7 +28,7 @@ pub struct FilterArgs {
 #[derive(Debug, clap::Subcommand)]
 enum FilterCommand {
     /// Serve DNS: forward, cache, and enforce the policy zones.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
 }
 
 #[derive(Debug, clap::Args)]
@@ -56,9 +58,23 @@ struct ServeArgs {
     /// process list: prefer the config file.
     #[arg(long = "tsig", value_name = "NAME:ALG:SECRET")]
     tsigs: Vec<String>,
-    /// Where followed zones are saved and loaded from at start (required with --zone).
+    /// State directory: saved copies of followed zones (loaded at start; required
+    /// with --zone) and rule match counts per hour in DIR/counts/.
     #[arg(long, value_name = "DIR")]
     state: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics [default: off].
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics_listen: Option<SocketAddr>,
+    /// Serve the block page (HTTP) that `policy=cname` zones point at [default: off].
+    #[arg(long, value_name = "ADDR:PORT")]
+    block_page_listen: Option<SocketAddr>,
+    /// The hub's public report endpoint the block page links to, e.g.
+    /// https://hub.example/api/reports (the name, zone and rule are appended).
+    #[arg(long, value_name = "URL")]
+    report_url: Option<String>,
+    /// Seconds between writes of the match counts to the state dir [default: 60].
+    #[arg(long, value_name = "SECS")]
+    counts_flush: Option<u64>,
     /// A followed zone past its SOA expire: `keep` enforcing it (default) or `drop` it.
     #[arg(long, value_name = "keep|drop")]
     on_expire: Option<String>,
@@ -192,6 +208,10 @@ fn config(args: &ServeArgs) -> anyhow::Result<filter::FilterConfig> {
     config.allow_files.extend(args.allow_files.iter().cloned());
     config.state = args.state.clone().or(config.state);
     config.on_expire = args.on_expire.clone().or(config.on_expire);
+    config.metrics_listen = args.metrics_listen.or(config.metrics_listen);
+    config.block_page_listen = args.block_page_listen.or(config.block_page_listen);
+    config.report_url = args.report_url.clone().or(config.report_url);
+    config.counts_flush_secs = args.counts_flush.or(config.counts_flush_secs);
     Ok(config)
 }
 

@@ -12,6 +12,7 @@
 
 mod support;
 
+use std::io::{Read, Write};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -49,6 +50,27 @@ fn start_filter(dir: &Path, log: &'static str, port: u16, args: &[&str]) -> Proc
     filter
 }
 
+/// `GET /metrics` on 127.0.0.1:`port`: the body.
+fn scrape(port: u16) -> String {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap_or_else(|e| panic!("{e}"));
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap_or_else(|e| panic!("{e}"));
+    raw.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or(raw)
+}
+
+/// The value of `series` (name and labels exactly as printed) in `text`.
+fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 fn resolves(port: u16, name: &str) -> bool {
     dig(port, &["+short", name, "A"]).trim() == TARGET_A
 }
@@ -71,7 +93,11 @@ fn filter_serve_follows_the_hub() {
         &tsig_partner("filter", &[format!("127.0.0.1:{port}")]),
     );
     let key = format!("{KEY_NAME}:hmac-sha256:{KEY_SECRET}");
+    let metrics_port = free_port();
+    let metrics = format!("127.0.0.1:{metrics_port}");
     let args = [
+        "--metrics-listen",
+        &metrics,
         "--upstream",
         &upstream,
         "--zone",
@@ -124,6 +150,34 @@ fn filter_serve_follows_the_hub() {
     );
     measured("delist to resolving at the filter", started.elapsed());
     assert_eq!(status(port, "first.target.test"), "NXDOMAIN");
+
+    // An unsigned NOTIFY (the zone has a key) is refused and counted.
+    let out = dig(port, &["+opcode=notify", "+norec", ZONE, "SOA"]);
+    assert!(
+        out.contains("status: NOTAUTH") || out.contains("status: REFUSED"),
+        "{out}"
+    );
+    let text = scrape(metrics_port);
+    let m = |s: &str| metric(&text, s).unwrap_or_else(|| panic!("no {s} in\n{text}"));
+    assert_eq!(
+        m(&format!(
+            "sharedefend_filter_zone_serial{{zone=\"{ZONE}\"}}"
+        )),
+        3.0
+    );
+    assert_eq!(
+        m(&format!(
+            "sharedefend_filter_zone_expired{{zone=\"{ZONE}\"}}"
+        )),
+        0.0
+    );
+    assert!(
+        m(&format!(
+            "sharedefend_filter_zone_age_seconds{{zone=\"{ZONE}\"}}"
+        )) < 60.0
+    );
+    assert_eq!(m("sharedefend_filter_zones_expired"), 0.0);
+    assert_eq!(m("sharedefend_filter_notifies_refused_total"), 1.0);
 
     // A wrong key: the hub refuses, the filter says why and blocks nothing.
     let wrong_port = free_port();

@@ -19,12 +19,18 @@
 //! oracle and can still be chosen ([`Engine::Reference`]) to compare the two.
 //! Privacy: no client address is logged or stored here; it is passed to the policy
 //! only for RPZ-CLIENT-IP triggers.
+//!
+//! Beside the DNS front the filter serves, on the same runtime, `/metrics`
+//! ([`telemetry`]: counters without personal data, rule matches per hour flushed to
+//! the state dir) and the block page ([`blockpage`]) walled-garden zones point at.
 
 mod allow;
+pub mod blockpage;
 mod matcher;
 mod reference;
 pub mod secondary;
 pub mod state;
+pub mod telemetry;
 mod zones;
 
 use std::net::{IpAddr, SocketAddr};
@@ -47,6 +53,7 @@ pub use secondary::{
     OnExpire, Refreshed, ZoneEvent, ZoneManager, ZoneSink, ZoneStatus, ZonesConfig, ZonesError,
 };
 pub use state::{OwnerDelta, OwnerRecords, StateError};
+pub use telemetry::Telemetry;
 pub use zones::{LoadError, LoadReport, Loaded, ZoneFile, load};
 
 /// Where the filter listens when neither flag nor config says.
@@ -85,6 +92,14 @@ pub struct FilterConfig {
     /// What to do with a followed zone past its SOA expire: `keep` (default) or
     /// `drop`.
     pub on_expire: Option<String>,
+    /// Address of the HTTP `/metrics` endpoint (Prometheus); off when not given.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Address of the HTTP block page; off when not given.
+    pub block_page_listen: Option<SocketAddr>,
+    /// The hub's public report endpoint the block page links to.
+    pub report_url: Option<String>,
+    /// Seconds between flushes of the match counts to the state dir [default: 60].
+    pub counts_flush_secs: Option<u64>,
     /// Names never filtered (each with everything below it).
     #[serde(default)]
     pub allow: Vec<String>,
@@ -216,9 +231,14 @@ pub struct Settings {
     pub front: FrontConfig,
     /// Policy zones in order of precedence.
     pub zones: Vec<ZoneSource>,
-    /// Where followed zones are saved; required when one is followed.
+    /// Where followed zones are saved (required when one is followed) and rule
+    /// match counts are flushed (`counts/`).
     pub state: Option<PathBuf>,
     pub on_expire: OnExpire,
+    pub metrics_listen: Option<SocketAddr>,
+    pub block_page_listen: Option<SocketAddr>,
+    pub report_url: Option<String>,
+    pub counts_flush: Duration,
     pub allow: Vec<String>,
     pub allow_files: Vec<PathBuf>,
     pub engine: Engine,
@@ -302,6 +322,14 @@ impl FilterConfig {
                 }
             }
         }
+        if let Some(url) = &self.report_url {
+            blockpage::check_report_url(url).map_err(|e| bad(format!("report_url: {e}")))?;
+        }
+        let counts_flush = match self.counts_flush_secs {
+            None => telemetry::DEFAULT_FLUSH,
+            Some(0) => return Err(bad("counts_flush_secs must be above 0".into())),
+            Some(s) => Duration::from_secs(s),
+        };
         let on_expire = match self.on_expire.as_deref() {
             None | Some("keep") => OnExpire::Keep,
             Some("drop") => OnExpire::Drop,
@@ -325,6 +353,10 @@ impl FilterConfig {
             zones,
             state: self.state.clone(),
             on_expire,
+            metrics_listen: self.metrics_listen,
+            block_page_listen: self.block_page_listen,
+            report_url: self.report_url.clone(),
+            counts_flush,
             allow: self.allow.clone(),
             allow_files: self.allow_files.clone(),
             engine: Engine::default(),
@@ -481,6 +513,49 @@ impl LiveScreen {
     }
 }
 
+impl LiveScreen {
+    /// Each zone's name and the serial in force, in the order of precedence.
+    pub fn zone_serials(&self) -> Vec<(String, u32)> {
+        match self {
+            LiveScreen::Matcher(m) => m.zone_serials(),
+            LiveScreen::Reference(r) => r
+                .load()
+                .zones()
+                .map(|z| (z.name().to_owned(), z.serial()))
+                .collect(),
+        }
+    }
+}
+
+/// Tells the telemetry each file zone's serial and age (since the file changed).
+fn record_file_zones(telemetry: &Telemetry, screen: &LiveScreen, settings: &Settings) {
+    let serials = screen.zone_serials();
+    for (i, spec) in settings.zone_files() {
+        let Some((name, serial)) = serials.get(i) else {
+            continue;
+        };
+        let age = std::fs::metadata(&spec.path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| SystemTime::now().duration_since(t).ok())
+            .unwrap_or_default();
+        telemetry.set_zone(name, Some(*serial), age);
+    }
+}
+
+/// Tells the telemetry each followed zone's serial, age (since its primary last
+/// confirmed it) and expiry, and the NOTIFYs refused; called at each scrape.
+fn record_followed_zones(telemetry: &Telemetry, manager: &ZoneManager) {
+    for st in manager.status() {
+        // A zone never held has no serial or age to show yet.
+        if let Some(age) = st.age() {
+            telemetry.set_zone(&st.zone, st.serial, age);
+            telemetry.set_zone_expired(&st.zone, st.expired);
+        }
+    }
+    telemetry.set_notifies_refused(manager.notifies_refused());
+}
+
 impl Screen for LiveScreen {
     fn qname(&self, qname: &str, client: IpAddr) -> Option<Verdict> {
         match self {
@@ -613,6 +688,82 @@ pub struct Filter {
     front: Front,
     listeners: dns::front::Listeners,
     zones: Option<ZoneManager>,
+    telemetry: Arc<Telemetry>,
+    metrics: Option<std::net::TcpListener>,
+    block_page: Option<std::net::TcpListener>,
+}
+
+/// Binds an HTTP listener (non-blocking, for tokio).
+fn bind_http(addr: SocketAddr, what: &str) -> Result<std::net::TcpListener, FilterError> {
+    std::net::TcpListener::bind(addr)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .map_err(|e| FilterError::Config(format!("cannot listen on {addr} for {what}: {e}")))
+}
+
+/// Serves `router` on `listener` until the task is aborted.
+async fn serve_http(listener: std::net::TcpListener, router: axum::Router, what: &'static str) {
+    let listener = match tokio::net::TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "{what}: cannot serve");
+            return;
+        }
+    };
+    if let Err(e) = axum::serve(listener, router).await {
+        tracing::error!(error = %e, "{what}: stopped");
+    }
+}
+
+/// What `/metrics` renders from.
+#[derive(Clone)]
+struct MetricsState {
+    registry: Arc<prometheus_client::registry::Registry>,
+    telemetry: Arc<Telemetry>,
+    zones: Option<ZoneManager>,
+}
+
+/// `GET /metrics`: the registry as Prometheus text, followed zones read at the
+/// moment of the scrape.
+fn metrics_router(state: MetricsState) -> axum::Router {
+    async fn metrics(
+        axum::extract::State(state): axum::extract::State<MetricsState>,
+    ) -> impl axum::response::IntoResponse {
+        if let Some(m) = &state.zones {
+            record_followed_zones(&state.telemetry, m);
+        }
+        (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+            )],
+            Telemetry::render(&state.registry),
+        )
+    }
+    axum::Router::new()
+        .route("/metrics", axum::routing::get(metrics))
+        .with_state(state)
+}
+
+/// Writes the match counts to the state dir every `every`.
+async fn flush_every(telemetry: Arc<Telemetry>, every: Duration) {
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        flush(&telemetry).await;
+    }
+}
+
+async fn flush(telemetry: &Arc<Telemetry>) {
+    let t = telemetry.clone();
+    match tokio::task::spawn_blocking(move || t.flush()).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "cannot write the match counts: kept for the next flush");
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot write the match counts"),
+    }
 }
 
 impl Filter {
@@ -640,7 +791,16 @@ impl Filter {
             }
             _ => None,
         };
-        let front = Front::new(screen.clone(), settings.front.clone());
+        if let Some(state) = &settings.state {
+            std::fs::create_dir_all(state.join("counts"))
+                .map_err(|e| FilterError::Config(format!("state dir {}: {e}", state.display())))?;
+        }
+        let telemetry = Arc::new(Telemetry::new(settings.state.clone()));
+        record_file_zones(&telemetry, &screen, &settings);
+        if let Some(m) = &zones {
+            record_followed_zones(&telemetry, m);
+        }
+        let front = Front::with_observer(screen.clone(), settings.front.clone(), telemetry.clone());
         if let Some(m) = &zones {
             // A fresh front has no handler yet.
             let _ = front.set_notify_handler(Arc::new(m.clone()));
@@ -648,13 +808,38 @@ impl Filter {
         let listeners = front.bind(settings.listen).map_err(|e| {
             FilterError::Config(format!("cannot listen on {}: {e}", settings.listen))
         })?;
+        let metrics = settings
+            .metrics_listen
+            .map(|a| bind_http(a, "metrics"))
+            .transpose()?;
+        let block_page = settings
+            .block_page_listen
+            .map(|a| bind_http(a, "the block page"))
+            .transpose()?;
         Ok(Filter {
             settings,
             screen,
             front,
             listeners,
             zones,
+            telemetry,
+            metrics,
+            block_page,
         })
+    }
+
+    pub fn telemetry(&self) -> &Arc<Telemetry> {
+        &self.telemetry
+    }
+
+    /// Where `/metrics` is served, if it is.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Where the block page is served, if it is.
+    pub fn block_page_addr(&self) -> Option<SocketAddr> {
+        self.block_page.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// The manager of the zones followed from a primary, if any.
@@ -681,6 +866,9 @@ impl Filter {
             front,
             listeners,
             zones,
+            telemetry,
+            metrics,
+            block_page,
         } = self;
         tracing::info!(
             listen = %listeners.local_addr(),
@@ -688,25 +876,55 @@ impl Filter {
             io = ?settings.front.io,
             "serving DNS"
         );
+        let mut tasks = Vec::new();
+        if let Some(l) = metrics {
+            if let Ok(a) = l.local_addr() {
+                tracing::info!(listen = %a, "serving /metrics");
+            }
+            let state = MetricsState {
+                registry: Arc::new(telemetry.registry(front.clone())),
+                telemetry: telemetry.clone(),
+                zones: zones.clone(),
+            };
+            tasks.push(tokio::spawn(serve_http(
+                l,
+                metrics_router(state),
+                "metrics",
+            )));
+        }
+        if let Some(l) = block_page {
+            if let Ok(a) = l.local_addr() {
+                tracing::info!(listen = %a, "serving the block page");
+            }
+            let page = blockpage::BlockPage::new(screen.clone(), settings.report_url.clone());
+            tasks.push(tokio::spawn(serve_http(l, page.router(), "block page")));
+        }
+        if settings.state.is_some() {
+            tasks.push(tokio::spawn(flush_every(
+                telemetry.clone(),
+                settings.counts_flush,
+            )));
+        }
         let following = zones.map(|m| {
             for (_, p) in settings.primaries() {
                 tracing::info!(zone = %p.zone.apex, primary = %p.zone.primary, tsig = p.zone.tsig.is_some(), "following");
             }
             tokio::spawn(async move { m.run(std::future::pending()).await })
         });
-        let reload = tokio::spawn(watch(settings, screen));
+        tasks.extend(following);
+        tasks.push(tokio::spawn(watch(settings, screen, telemetry.clone())));
         let result = front.serve(listeners, shutdown).await;
-        reload.abort();
-        if let Some(f) = following {
-            f.abort();
+        for t in &tasks {
+            t.abort();
         }
+        flush(&telemetry).await;
         tracing::info!("stopped");
         Ok(result?)
     }
 }
 
 /// Reloads the policy when a zone or allowlist file changes.
-async fn watch(settings: Settings, screen: Arc<LiveScreen>) {
+async fn watch(settings: Settings, screen: Arc<LiveScreen>, telemetry: Arc<Telemetry>) {
     let paths: Vec<&Path> = settings
         .zone_files()
         .map(|(_, z)| z.path.as_path())
@@ -729,6 +947,7 @@ async fn watch(settings: Settings, screen: Arc<LiveScreen>) {
         };
         match loaded {
             Ok(Ok(loaded)) => {
+                record_file_zones(&telemetry, &screen, &settings);
                 log_loaded(&loaded, &settings);
                 tracing::info!("policy reloaded");
             }

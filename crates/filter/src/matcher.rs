@@ -445,6 +445,16 @@ impl MatcherScreen {
         Ok((change.removed.len(), change.added.len()))
     }
 
+    /// Each zone's name and the serial of the copy in force, in order.
+    pub fn zone_serials(&self) -> Vec<(String, u32)> {
+        self.meta
+            .load()
+            .zones
+            .iter()
+            .map(|z| (z.name().to_owned(), z.soa().serial))
+            .collect()
+    }
+
     /// Replaces the allowlist alone.
     pub fn set_allowlist(&self, allow: &Allowlist) {
         let _writing = self.write();

@@ -464,6 +464,7 @@ fn a_name_cached_before_its_rule_is_blocked_once_listed() {
             config: FrontConfig::default(),
             stats: FrontStats::default(),
             notify: std::sync::OnceLock::new(),
+            observer: Arc::new(NoObserver),
         }),
     };
     check(
