@@ -371,10 +371,18 @@ fn metrics_counts_block_page_and_no_client_address() {
     );
     assert_eq!(m("sharedefend_filter_zones_expired"), 0.0);
     assert_eq!(m("sharedefend_filter_notifies_refused_total"), 0.0);
-    assert!(
-        text.contains(r#"sharedefend_filter_upstream_latency_seconds_bucket{le="+Inf"}"#),
-        "{text}"
+    assert_eq!(
+        m(r#"sharedefend_filter_upstream_latency_seconds_bucket{le="+Inf"}"#),
+        m("sharedefend_filter_upstream_latency_seconds_count")
     );
+    // Cumulative buckets never exceed the count, and there is one per bound.
+    let buckets: Vec<f64> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("sharedefend_filter_upstream_latency_seconds_bucket"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect();
+    assert_eq!(buckets.len(), 13, "{text}");
+    assert!(buckets.windows(2).all(|w| w[0] <= w[1]), "{text}");
     assert_eq!(m("sharedefend_filter_upstream_failures_total"), 0.0);
     assert_eq!(
         m(r#"sharedefend_filter_zone_serial{zone="block.rpz"}"#),

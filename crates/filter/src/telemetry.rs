@@ -694,19 +694,19 @@ impl Collector for Metrics {
                 None,
                 MetricType::Histogram,
             )?;
-            let mut buckets = Vec::with_capacity(latency.len());
-            let mut cumulative = 0;
-            for (i, n) in latency.iter().enumerate() {
-                cumulative += n;
-                buckets.push((
-                    LATENCY_BOUNDS.get(i).copied().unwrap_or(f64::MAX),
-                    cumulative,
-                ));
-            }
+            // Per bucket, not cumulative: the encoder sums them; the last is +Inf.
+            let buckets: Vec<(f64, u64)> = latency
+                .iter()
+                .enumerate()
+                .map(|(i, n)| {
+                    let bound = LATENCY_BOUNDS.get(i).copied().unwrap_or(f64::INFINITY);
+                    (bound, *n)
+                })
+                .collect();
             let mut m = m;
             m.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
                 micros as f64 / 1e6,
-                cumulative,
+                latency.iter().sum(),
                 &buckets,
                 None,
             )?;
@@ -868,6 +868,49 @@ mod tests {
         assert_eq!(text.lines().count(), 1, "{text}");
         assert!(text.contains("\"action\":\"drop\""), "{text}");
         let _ = std::fs::remove_dir_all(&state);
+    }
+
+    /// Regression: the buckets were passed cumulated to an encoder that cumulates
+    /// them again, with an extra `le="1.79…e308"` bucket before `+Inf`.
+    #[test]
+    fn latency_histogram_is_cumulative_once_and_ends_at_inf() {
+        let t = Arc::new(Telemetry::new(None));
+        for ms in [0, 3, 3, 40, 10_000] {
+            t.upstream(Duration::from_millis(ms), ms < 10_000);
+        }
+        let screen = Arc::new(crate::ReferenceScreen::new(
+            Vec::new(),
+            crate::Allowlist::default(),
+        ));
+        let front = Front::new(screen, dns::front::FrontConfig::default());
+        let text = Telemetry::render(&t.registry(front));
+        let buckets: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("sharedefend_filter_upstream_latency_seconds_bucket"))
+            .collect();
+        expect_test::expect![[r#"
+            sharedefend_filter_upstream_latency_seconds_bucket{le="0.001"} 1
+            sharedefend_filter_upstream_latency_seconds_bucket{le="0.0025"} 1
+            sharedefend_filter_upstream_latency_seconds_bucket{le="0.005"} 3
+            sharedefend_filter_upstream_latency_seconds_bucket{le="0.01"} 3
+            sharedefend_filter_upstream_latency_seconds_bucket{le="0.025"} 3
+            sharedefend_filter_upstream_latency_seconds_bucket{le="0.05"} 4
+            sharedefend_filter_upstream_latency_seconds_bucket{le="0.1"} 4
+            sharedefend_filter_upstream_latency_seconds_bucket{le="0.25"} 4
+            sharedefend_filter_upstream_latency_seconds_bucket{le="0.5"} 4
+            sharedefend_filter_upstream_latency_seconds_bucket{le="1"} 4
+            sharedefend_filter_upstream_latency_seconds_bucket{le="2.5"} 4
+            sharedefend_filter_upstream_latency_seconds_bucket{le="5"} 4
+            sharedefend_filter_upstream_latency_seconds_bucket{le="+Inf"} 5"#]]
+        .assert_eq(&buckets.join("\n"));
+        assert!(
+            text.contains("sharedefend_filter_upstream_latency_seconds_count 5\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("sharedefend_filter_upstream_failures_total 1\n"),
+            "{text}"
+        );
     }
 
     #[test]
