@@ -372,8 +372,8 @@ impl MatcherScreen {
     }
 
     /// Replaces zone `index` alone (a full transfer, a zone file changed): its
-    /// rules, SOA and encoded responses. The other zones' rules are shared, not
-    /// rebuilt.
+    /// rules, SOA and encoded responses (its override stays as built). The other
+    /// zones' rules are shared, not rebuilt.
     pub fn set_zone(&self, index: usize, zone: MatcherZone) -> Result<(), String> {
         let _writing = self.write();
         let meta = self.meta.load().with_zone(index, zone.zone, zone.encoded)?;
@@ -641,6 +641,99 @@ mod tests {
         assert!(query_name("bad\\999.example", &mut q).is_none());
         assert!(query_name("", &mut q).is_some());
         assert_eq!(q.label_count(), 0);
+    }
+
+    fn owner(name: &str, records: &[(&str, &str)]) -> OwnerRecords {
+        OwnerRecords {
+            owner: name.into(),
+            records: records
+                .iter()
+                .map(|(t, d)| dns::secondary::ZoneRecord {
+                    owner: name.into(),
+                    ttl: 300,
+                    rtype: (*t).into(),
+                    data: (*d).into(),
+                })
+                .collect(),
+        }
+    }
+
+    /// What the screen says about `name`: action, zone serial and rule, or `-`.
+    fn seen(m: &MatcherScreen, name: &str) -> String {
+        match m.qname(name, IpAddr::from([192, 0, 2, 9])) {
+            None => "-".into(),
+            Some(v) => format!("{} {} {}", v.action.name(), v.zone.soa().serial, v.rule),
+        }
+    }
+
+    #[test]
+    fn owner_deltas_change_one_zone_in_place() {
+        let apex = "feed.rpz";
+        let zones = vec![
+            (
+                MatcherZone::empty("local.rpz", &ZonePolicy::Given)
+                    .unwrap_or_else(|e| panic!("{e}")),
+                ZonePolicy::Given,
+            ),
+            (
+                MatcherZone::empty(apex, &ZonePolicy::Given).unwrap_or_else(|e| panic!("{e}")),
+                ZonePolicy::Given,
+            ),
+        ];
+        let (policy, meta) = build(zones, &Allowlist::default()).unwrap_or_else(|e| panic!("{e}"));
+        let m = MatcherScreen::new(policy, meta);
+        let delta = |from, to, removed, added| OwnerDelta {
+            from,
+            to,
+            removed,
+            added,
+        };
+        let added = vec![
+            owner("evil.example", &[("CNAME", ".")]),
+            owner("*.evil.example", &[("CNAME", ".")]),
+            owner("garden.example", &[("A", "192.0.2.80")]),
+            owner("@", &[("NS", "localhost.")]),
+        ];
+        let applied = m.apply_owner_delta(1, apex, &delta(0, 1, vec![], added));
+        assert_eq!(applied, Ok((0, 3)));
+        assert_eq!(seen(&m, "evil.example"), "nxdomain 1 evil.example");
+        assert_eq!(seen(&m, "a.evil.example"), "nxdomain 1 *.evil.example");
+        assert_eq!(seen(&m, "garden.example"), "local-data 1 garden.example");
+
+        // A changed owner is removed with its old records and added with its new.
+        let changed = delta(
+            1,
+            2,
+            vec![
+                owner("evil.example", &[("CNAME", ".")]),
+                owner("*.evil.example", &[("CNAME", ".")]),
+            ],
+            vec![owner("evil.example", &[("CNAME", "*.")])],
+        );
+        assert_eq!(m.apply_owner_delta(1, apex, &changed), Ok((2, 1)));
+        assert_eq!(seen(&m, "evil.example"), "nodata 2 evil.example");
+        assert_eq!(seen(&m, "a.evil.example"), "-");
+
+        // A delta that does not fit the zone changes nothing, serial included.
+        let drifted = delta(
+            2,
+            3,
+            vec![owner("never.example", &[("CNAME", ".")])],
+            vec![],
+        );
+        assert!(m.apply_owner_delta(1, apex, &drifted).is_err());
+        assert_eq!(seen(&m, "evil.example"), "nodata 2 evil.example");
+        assert!(m.apply_owner_delta(5, apex, &changed).is_err());
+
+        // The other zone was never touched; replacing it leaves this one alone.
+        let local =
+            MatcherZone::empty("local.rpz", &ZonePolicy::Given).unwrap_or_else(|e| panic!("{e}"));
+        assert!(m.set_zone(0, local).is_ok());
+        assert_eq!(seen(&m, "garden.example"), "local-data 2 garden.example");
+        assert_eq!(
+            m.zone_serials(),
+            [("local.rpz".to_owned(), 0), (apex.to_owned(), 2)]
+        );
     }
 
     #[test]
