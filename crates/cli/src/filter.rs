@@ -100,7 +100,9 @@ struct ServeArgs {
     /// oracle, for comparisons and benchmarks).
     #[arg(long, value_name = "ENGINE", hide = true)]
     policy_engine: Option<String>,
-    /// Configuration file (TOML): listen, upstreams, zone_files, allow, … Flags win.
+    /// Configuration file (TOML): listen, upstreams, [[zones]] (file, or name +
+    /// primary + tsig), state, on_expire, allow, metrics_listen, … Flags win; any
+    /// zone flag replaces the file's zones.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
 }

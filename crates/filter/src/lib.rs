@@ -1004,5 +1004,54 @@ policy = "log-only"
             .is_err_and(|e| e.contains("unknown policy"))
         );
         assert!(bad("upstream = [\"127.0.0.1:53\"]\n").is_err_and(|e| e.contains("unknown field")));
+
+        // Followed zones and files in one order; the key parsed, never shown.
+        let text = r#"
+upstreams = ["127.0.0.1:53"]
+state = "/var/lib/f"
+on_expire = "drop"
+
+[[zones]]
+name = "Feed.RPZ."
+primary = "192.0.2.5:53"
+tsig = "k:hmac-sha256:c6fbQQ9fTG5/edBR03J/GkFP5Jn7Vp7yGVpK168IYCI="
+policy = "nodata"
+
+[[zones]]
+file = "local.rpz"
+"#;
+        let config: FilterConfig = toml::from_str(text).unwrap_or_else(|e| panic!("{e}"));
+        let s = config.settings().unwrap_or_else(|e| panic!("{e}"));
+        assert!(s.check().is_ok());
+        assert_eq!(s.on_expire, OnExpire::Drop);
+        let order: Vec<String> = s
+            .zones
+            .iter()
+            .map(|z| match z {
+                ZoneSource::Primary(p) => format!(
+                    "{} from {} tsig={} {:?}",
+                    p.zone.apex,
+                    p.zone.primary,
+                    p.zone.tsig.is_some(),
+                    p.policy
+                ),
+                ZoneSource::File(f) => format!("file {}", f.path.display()),
+            })
+            .collect();
+        assert_eq!(
+            order,
+            [
+                "feed.rpz from 192.0.2.5:53 tsig=true Nodata",
+                "file local.rpz"
+            ]
+        );
+        assert!(!format!("{:?}", s.zones).contains("c6fbQQ9f"));
+        let no_state = text.replace("state = \"/var/lib/f\"\n", "");
+        let config: FilterConfig = toml::from_str(&no_state).unwrap_or_else(|e| panic!("{e}"));
+        let s = config.settings().unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            s.check()
+                .is_err_and(|e| e.to_string().contains("needs --state DIR"))
+        );
     }
 }
