@@ -212,7 +212,10 @@ fn filter_serve_follows_the_hub() {
         .find(|l| l.contains("refresh failed"))
         .unwrap_or_default();
     assert!(
-        line.contains(ZONE) && line.contains("tsig") && line.contains("NOTAUTH"),
+        line.contains(ZONE)
+            && line.contains("tsig")
+            && line.contains("NOTAUTH")
+            && line.contains("no copy of the zone held yet"),
         "{line}"
     );
     assert!(resolves(wrong_port, "first.target.test"));
