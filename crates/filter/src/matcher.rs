@@ -26,7 +26,7 @@ use formats::readers::rpz;
 use indicator::Domain;
 use policy::{
     LivePolicy, Matched, Policy, QueryName, Redirect, Response, RuleSet, RuleSetBuilder, Trigger,
-    Zone, ZoneOptions,
+    Zone, ZoneOptions, ZoneTrigger,
 };
 
 use crate::reference::{ZonePolicy, allowlist_zone};
@@ -144,7 +144,10 @@ pub fn load_matcher_zone(spec: &ZoneFile) -> Result<MatcherZone, LoadError> {
     {
         encoded.insert(r.clone(), p);
     }
-    let mut builder = RuleSetBuilder::new();
+    // Sized up front (one rule per line at most, lines counted at memchr speed): the
+    // builder then never splits its shards while loading.
+    let lines = memchr::memchr_iter(b'\n', text.as_bytes()).count();
+    let mut builder = RuleSetBuilder::with_capacity(lines);
     let mut diagnostics = Vec::new();
     let mut not_applied = 0;
     let mut sink = |record: formats::Record| match policy::rpz::rule_from_record(&record) {
@@ -164,7 +167,20 @@ pub fn load_matcher_zone(spec: &ZoneFile) -> Result<MatcherZone, LoadError> {
                     }
                 }
             }
-            builder.insert(trigger, response);
+            // An owner whose records are not adjacent comes again (`parse_each`):
+            // merged as the reader merges an owner's records.
+            let old = match &trigger {
+                ZoneTrigger::Qname(t) => builder.insert_name(t, response.clone()),
+                other => builder.insert(other.clone(), response.clone()),
+            };
+            if let Some(old) = old {
+                if let Some((kept, problem)) = merged(old, response) {
+                    if let Some(problem) = problem {
+                        diagnostics.push(format!("{}: {trigger} {problem}", record.at));
+                    }
+                    builder.insert(trigger, kept);
+                }
+            }
         }
         Err(policy::rpz::Unused::NotPolicy) => {}
         Err(policy::rpz::Unused::NotApplied(_)) => not_applied += 1,
@@ -187,6 +203,28 @@ pub fn load_matcher_zone(spec: &ZoneFile) -> Result<MatcherZone, LoadError> {
         rules,
         encoded,
     })
+}
+
+/// What a trigger keeps when a later record of its owner says `new` and it has
+/// `old`: local data adds up; anything else keeps the first (and says so, unless the
+/// two agree). `None` when `new` may stand.
+fn merged(old: Response, new: Response) -> Option<(Response, Option<String>)> {
+    match (old, new) {
+        (old, new) if old == new => None,
+        (Response::LocalData(old), Response::LocalData(new)) => {
+            let mut all = old.into_vec();
+            for rr in new {
+                if !all.contains(&rr) {
+                    all.push(rr);
+                }
+            }
+            Some((Response::LocalData(all.into_boxed_slice()), None))
+        }
+        (old, new) => {
+            let problem = format!("already has {old}: {new} ignored");
+            Some((old, Some(problem)))
+        }
+    }
 }
 
 /// The allowlist as a rule set: every name and everything below it answers PASSTHRU.
@@ -469,6 +507,52 @@ mod tests {
         assert!(query_name("bad\\999.example", &mut q).is_none());
         assert!(query_name("", &mut q).is_some());
         assert_eq!(q.label_count(), 0);
+    }
+
+    /// A zone file read line by line (owners emitted as they end, a returning owner
+    /// merged into the rule set) gives the rules of the zone read whole.
+    #[test]
+    fn returning_owners_merge_as_in_a_whole_read() {
+        let text = "$ORIGIN rpz.example.\n\
+            @ SOA ns. hostmaster. 1 2 3 4 5\n\
+            @ NS ns.\n\
+            a.example A 192.0.2.1\n\
+            b.example CNAME .\n\
+            a.example AAAA 2001:db8::1\n\
+            c.example CNAME rpz-drop.\n\
+            b.example CNAME *.\n\
+            a.example A 192.0.2.1\n\
+            *.c.example CNAME walled.garden.example.\n\
+            C.Example CNAME rpz-drop.\n";
+        let path = std::env::temp_dir().join(format!(
+            "sharedefend-matcher-merge-{}.rpz",
+            std::process::id()
+        ));
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+        let spec = ZoneFile {
+            path: path.clone(),
+            name: None,
+            policy: ZonePolicy::Given,
+        };
+        let loaded = load_matcher_zone(&spec);
+        let _ = std::fs::remove_file(&path);
+        let loaded = loaded.unwrap_or_else(|e| panic!("{e}"));
+        let show = |rules: &RuleSet| {
+            let mut all: Vec<String> = rules.rules().map(|(t, r)| format!("{t} {r}")).collect();
+            all.sort();
+            all.join("\n")
+        };
+        let whole = rpz::parse(text).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(show(&loaded.rules), show(&policy::rpz::load_rpz(&whole).rules));
+        expect_test::expect![[r#"
+            *.c.example cname walled.garden.example
+            a.example local [A 192.0.2.1] [AAAA 2001:db8::1]
+            b.example nxdomain
+            c.example drop"#]]
+        .assert_eq(&show(&loaded.rules));
+        expect_test::expect![[r#"
+            ["line 8: b.example already has nxdomain: nodata ignored"]"#]]
+        .assert_eq(&format!("{:?}", loaded.report.diagnostics));
     }
 
     #[test]

@@ -32,18 +32,35 @@ use crate::{Format, Location, Meta, Parsed, ReadError, Record, RpzAction, RpzPol
 
 pub fn parse(text: &str) -> Result<Parsed, ReadError> {
     let mut records = Vec::new();
-    let mut parsed = parse_each(text, &mut |r| records.push(r))?;
+    let mut parsed = read(text, false, &mut |r| records.push(r))?;
     parsed.records = records;
     Ok(parsed)
 }
 
-/// Like [`parse`], but hands each record to `sink` as it is made instead of
-/// collecting them: a loader that turns records into something smaller (the
-/// filter's matcher) never holds a million `Record`s at once. The returned
-/// `Parsed` has the diagnostics and no records.
+/// Like [`parse`], but hands each record to `sink` as soon as its owner's records
+/// end, instead of collecting them: a loader that turns records into something
+/// smaller (the filter's matcher) never holds a million `Record`s, nor a million
+/// pending owners, at once. The returned `Parsed` has the diagnostics and no
+/// records.
+///
+/// Zones are written owner by owner, so once the apex is known (an absolute SOA
+/// owner, the usual `$ORIGIN` + `@ SOA`) an owner is complete when a line names
+/// another owner. The price: an owner whose records are **not** adjacent (it
+/// reappears after other owners) comes to `sink` once per run of its records, and
+/// the consumer merges them ([`parse`] merges them itself, and reports conflicts).
+/// Owners met before the apex is known, and every owner of a zone whose apex is
+/// only known at the end (no absolute SOA owner), are held and merged as in
+/// [`parse`].
 pub fn parse_each(text: &str, sink: &mut dyn FnMut(Record)) -> Result<Parsed, ReadError> {
+    read(text, true, sink)
+}
+
+fn read(text: &str, stream: bool, sink: &mut dyn FnMut(Record)) -> Result<Parsed, ReadError> {
     let mut parsed = Parsed::new(Format::Rpz);
-    let mut zone = Zone::default();
+    let mut zone = Zone {
+        stream,
+        ..Zone::default()
+    };
     let mut lexer = Lexer {
         text,
         pos: 0,
@@ -55,7 +72,7 @@ pub fn parse_each(text: &str, sink: &mut dyn FnMut(Record)) -> Result<Parsed, Re
             parsed.diag(Location::Line(entry.line), problem);
             continue;
         }
-        zone.entry(&entry, &tokens, &mut parsed);
+        zone.entry(&entry, &tokens, &mut parsed, sink);
     }
     if zone.rrs == 0 {
         let first = parsed
@@ -534,6 +551,20 @@ struct Zone<'a> {
     collided: HashMap<String, usize>,
     keys: RandomState,
     scratch: String,
+    /// [`parse_each`]: emit each owner when the next one starts, once `placed`.
+    stream: bool,
+    /// Where owners sit, once the SOA has fixed the apex (stream mode only).
+    placed: Option<Placement>,
+    /// The owner being read (stream mode, once placed).
+    current: Option<Pending<'a>>,
+}
+
+/// How owners are placed below the apex: the absolute origin, and the SOA owner when
+/// it is relative (the apex as relative owners name it).
+#[derive(Debug)]
+struct Placement {
+    abs_origin: String,
+    rel_apex: String,
 }
 
 /// The hasher of a map whose keys are already keyed hashes (SipHash with a random
@@ -571,6 +602,9 @@ impl Default for Zone<'_> {
             collided: HashMap::new(),
             keys: RandomState::new(),
             scratch: String::new(),
+            stream: false,
+            placed: None,
+            current: None,
         }
     }
 }
@@ -590,7 +624,13 @@ const DNSSEC_TYPES: [&str; 8] = [
 const CLASSES: [&str; 4] = ["IN", "CH", "HS", "CS"];
 
 impl<'a> Zone<'a> {
-    fn entry(&mut self, entry: &Entry, tokens: &[Token<'a>], parsed: &mut Parsed) {
+    fn entry(
+        &mut self,
+        entry: &Entry,
+        tokens: &[Token<'a>],
+        parsed: &mut Parsed,
+        sink: &mut dyn FnMut(Record),
+    ) {
         let line = entry.line;
         let at = || Location::Line(line);
         if let Some(first) = tokens.first()
@@ -680,7 +720,7 @@ impl<'a> Zone<'a> {
             parsed.diag(at(), format!("expected a record type, found {rtype:?}"));
             return;
         }
-        self.record(owner, rtype, fields.as_slice(), line, parsed);
+        self.record(owner, rtype, fields.as_slice(), line, parsed, sink);
     }
 
     fn directive(&mut self, name: &str, args: &[Token<'a>], line: u32, parsed: &mut Parsed) {
@@ -725,6 +765,7 @@ impl<'a> Zone<'a> {
         rdata: &[Token<'a>],
         line: u32,
         parsed: &mut Parsed,
+        sink: &mut dyn FnMut(Record),
     ) {
         let at = || Location::Line(line);
         let is = |t: &str| rtype.eq_ignore_ascii_case(t);
@@ -737,6 +778,20 @@ impl<'a> Zone<'a> {
             if self.soa.is_some() {
                 parsed.diag(at(), "second SOA ignored");
             } else {
+                if self.stream && owner.absolute {
+                    // The apex is fixed: owners held so far go out, later ones as
+                    // soon as they end.
+                    let placement = Placement {
+                        abs_origin: owner.text.to_ascii_lowercase(),
+                        rel_apex: String::new(),
+                    };
+                    for pending in std::mem::take(&mut self.pending) {
+                        emit(pending, &placement, parsed, sink);
+                    }
+                    self.index = HashMap::default();
+                    self.collided = HashMap::new();
+                    self.placed = Some(placement);
+                }
                 self.soa = Some(owner);
             }
             return;
@@ -777,6 +832,19 @@ impl<'a> Zone<'a> {
             }
             Data::Local(vec![(rtype.to_ascii_uppercase(), rtext)])
         };
+        if let Some(placement) = &self.placed {
+            if let Some(current) = &mut self.current
+                && current.owner.same(&owner)
+            {
+                merge(current, owner, data, line, parsed);
+                return;
+            }
+            let next = Pending { line, owner, data };
+            if let Some(done) = self.current.replace(next) {
+                emit(done, placement, parsed, sink);
+            }
+            return;
+        }
         self.add(owner, data, line, parsed);
     }
 
@@ -798,108 +866,141 @@ impl<'a> Zone<'a> {
             self.pending.push(Pending { line, owner, data });
             return;
         }
-        let Some(pending) = self.pending.get_mut(index) else {
-            return;
-        };
-        let problem = match (&mut pending.data, data) {
-            (Data::Cname(old), Data::Cname(new)) => {
-                if old.absolute == new.absolute && old.text.eq_ignore_ascii_case(&new.text) {
-                    return;
-                }
-                format!(
-                    "{} already has CNAME {} (line {}): CNAME {} ignored",
-                    owner.shown(),
-                    old.shown(),
-                    pending.line,
-                    new.shown()
-                )
-            }
-            (Data::Local(old), Data::Local(new)) => {
-                for rr in new {
-                    if !old.contains(&rr) {
-                        old.push(rr);
-                    }
-                }
-                return;
-            }
-            (Data::Cname(_), Data::Local(new)) => format!(
-                "{} has a CNAME (line {}) and other data: {} ignored",
-                owner.shown(),
-                pending.line,
-                new.first().map_or("", |(t, _)| t.as_str())
-            ),
-            (Data::Local(_), Data::Cname(_)) => format!(
-                "{} has other data (line {}) and a CNAME: CNAME ignored",
-                owner.shown(),
-                pending.line
-            ),
-        };
-        parsed.diag(Location::Line(line), problem);
+        if let Some(pending) = self.pending.get_mut(index) {
+            merge(pending, owner, data, line, parsed);
+        }
     }
 
-    /// Places every owner below the apex and turns it into a record.
+    /// Places every owner still held below the apex and turns it into a record.
     fn finish(self, parsed: &mut Parsed, sink: &mut dyn FnMut(Record)) {
+        if let Some(placement) = &self.placed {
+            if let Some(current) = self.current {
+                emit(current, placement, parsed, sink);
+            }
+            return;
+        }
         let soa = self.soa.as_ref();
-        let (abs_origin, rel_apex) = match (soa, &self.first_origin) {
-            (Some(soa), _) if soa.absolute => (soa.text.to_ascii_lowercase(), String::new()),
-            (_, Some(origin)) => (
-                origin.text.to_ascii_lowercase(),
-                soa.map(|s| s.text.to_ascii_lowercase()).unwrap_or_default(),
-            ),
-            (soa, None) => (
-                infer_origin(
+        let placement = match (soa, &self.first_origin) {
+            (Some(soa), _) if soa.absolute => Placement {
+                abs_origin: soa.text.to_ascii_lowercase(),
+                rel_apex: String::new(),
+            },
+            (_, Some(origin)) => Placement {
+                abs_origin: origin.text.to_ascii_lowercase(),
+                rel_apex: soa.map(|s| s.text.to_ascii_lowercase()).unwrap_or_default(),
+            },
+            (soa, None) => Placement {
+                abs_origin: infer_origin(
                     self.pending
                         .iter()
                         .filter(|p| p.owner.absolute)
                         .map(|p| p.owner.text.as_ref()),
                 ),
-                soa.map(|s| s.text.to_ascii_lowercase()).unwrap_or_default(),
-            ),
+                rel_apex: soa.map(|s| s.text.to_ascii_lowercase()).unwrap_or_default(),
+            },
         };
         for pending in self.pending {
-            let at = Location::Line(pending.line);
-            let owner = &pending.owner;
-            let place = if owner.absolute {
-                below(&owner.text, &abs_origin)
-            } else {
-                match below(&owner.text, &rel_apex) {
-                    Place::Outside => Place::Trigger(&owner.text),
-                    place => place,
-                }
-            };
-            let trigger_text = match place {
-                Place::Apex => continue,
-                Place::Outside => {
-                    parsed.diag(
-                        at,
-                        format!("owner {} is outside the zone {abs_origin}.", owner.shown()),
-                    );
-                    continue;
-                }
-                Place::Trigger(t) => t,
-            };
-            let (value, hint, trigger) = match decode_trigger(trigger_text) {
-                Ok(decoded) => decoded,
-                Err(e) => {
-                    parsed.diag(at, format!("owner {}: {e}", owner.shown()));
-                    continue;
-                }
-            };
-            let action = match pending.data {
-                Data::Local(rrs) => RpzAction::LocalData(rrs),
-                Data::Cname(target) => cname_action(target, &trigger, hint, &value),
-            };
-            let mut record = Record::new(at, value, hint);
-            if action == RpzAction::Passthru {
-                record = record.allow();
-            }
-            record = record.with_meta(Meta {
-                rpz: Some(RpzPolicy { trigger, action }),
-                ..Meta::default()
-            });
-            sink(record);
+            emit(pending, &placement, parsed, sink);
         }
     }
+}
+
+/// Merges a later record of an owner into what the owner has.
+fn merge(
+    pending: &mut Pending<'_>,
+    owner: Name<'_>,
+    data: Data<'_>,
+    line: u32,
+    parsed: &mut Parsed,
+) {
+    let problem = match (&mut pending.data, data) {
+        (Data::Cname(old), Data::Cname(new)) => {
+            if old.absolute == new.absolute && old.text.eq_ignore_ascii_case(&new.text) {
+                return;
+            }
+            format!(
+                "{} already has CNAME {} (line {}): CNAME {} ignored",
+                owner.shown(),
+                old.shown(),
+                pending.line,
+                new.shown()
+            )
+        }
+        (Data::Local(old), Data::Local(new)) => {
+            for rr in new {
+                if !old.contains(&rr) {
+                    old.push(rr);
+                }
+            }
+            return;
+        }
+        (Data::Cname(_), Data::Local(new)) => format!(
+            "{} has a CNAME (line {}) and other data: {} ignored",
+            owner.shown(),
+            pending.line,
+            new.first().map_or("", |(t, _)| t.as_str())
+        ),
+        (Data::Local(_), Data::Cname(_)) => format!(
+            "{} has other data (line {}) and a CNAME: CNAME ignored",
+            owner.shown(),
+            pending.line
+        ),
+    };
+    parsed.diag(Location::Line(line), problem);
+}
+
+/// Places one owner below the apex and turns it into a record.
+fn emit(
+    pending: Pending<'_>,
+    placement: &Placement,
+    parsed: &mut Parsed,
+    sink: &mut dyn FnMut(Record),
+) {
+    let Placement {
+        abs_origin,
+        rel_apex,
+    } = placement;
+    let at = Location::Line(pending.line);
+    let owner = &pending.owner;
+    let place = if owner.absolute {
+        below(&owner.text, abs_origin)
+    } else {
+        match below(&owner.text, rel_apex) {
+            Place::Outside => Place::Trigger(&owner.text),
+            place => place,
+        }
+    };
+    let trigger_text = match place {
+        Place::Apex => return,
+        Place::Outside => {
+            parsed.diag(
+                at,
+                format!("owner {} is outside the zone {abs_origin}.", owner.shown()),
+            );
+            return;
+        }
+        Place::Trigger(t) => t,
+    };
+    let (value, hint, trigger) = match decode_trigger(trigger_text) {
+        Ok(decoded) => decoded,
+        Err(e) => {
+            parsed.diag(at, format!("owner {}: {e}", owner.shown()));
+            return;
+        }
+    };
+    let action = match pending.data {
+        Data::Local(rrs) => RpzAction::LocalData(rrs),
+        Data::Cname(target) => cname_action(target, &trigger, hint, &value),
+    };
+    let mut record = Record::new(at, value, hint);
+    if action == RpzAction::Passthru {
+        record = record.allow();
+    }
+    record = record.with_meta(Meta {
+        rpz: Some(RpzPolicy { trigger, action }),
+        ..Meta::default()
+    });
+    sink(record);
 }
 
 fn cname_action(target: Name<'_>, trigger: &RpzTrigger, hint: Hint, value: &str) -> RpzAction {
@@ -1712,6 +1813,74 @@ mod tests {
                 diag line 8: b.example has other data (line 2) and a CNAME: CNAME ignored
             "#]],
         );
+    }
+
+    #[track_caller]
+    fn check_each(input: &str, expect: Expect) {
+        let mut records = Vec::new();
+        let actual = match super::parse_each(input, &mut |r| records.push(r)) {
+            Ok(mut parsed) => {
+                parsed.records = records;
+                dump(&parsed)
+            }
+            Err(e) => format!("error {e}\n"),
+        };
+        expect.assert_eq(&actual);
+    }
+
+    /// `parse_each` emits an owner when the next one starts once an absolute SOA has
+    /// fixed the apex: adjacent records (blank owners, any case) still merge, an owner
+    /// that comes back is emitted again with its later records (the consumer merges),
+    /// owners before the SOA are held until it comes.
+    #[test]
+    fn parse_each_emits_owners_as_they_end() {
+        let zone = "$ORIGIN rpz.example.\n\
+            early.example CNAME .\n\
+            @ SOA ns. hostmaster. 1 2 3 4 5\n\
+            @ NS ns.\n\
+            a.example A 192.0.2.1\n\
+            \tTXT \"x\"\n\
+            A.EXAMPLE A 192.0.2.1\n\
+            b.example CNAME .\n\
+            b.example CNAME *.\n\
+            a.example A 192.0.2.2\n\
+            outside.example. CNAME .\n\
+            *.c.example.rpz.example. CNAME rpz-drop.\n";
+        check_each(
+            zone,
+            expect![[r#"
+                line 2: domain early.example (qname nxdomain)
+                line 5: domain a.example (qname local [A 192.0.2.1 | TXT "x"])
+                line 8: domain b.example (qname nxdomain)
+                line 10: domain a.example (qname local [A 192.0.2.2])
+                line 12: domain *.c.example (qname drop)
+                diag line 9: b.example.rpz.example. already has CNAME . (line 8): CNAME *. ignored
+                diag line 11: owner outside.example. is outside the zone rpz.example.
+            "#]],
+        );
+        // The same zone read whole: one record per owner.
+        check(
+            zone,
+            expect![[r#"
+                line 2: domain early.example (qname nxdomain)
+                line 5: domain a.example (qname local [A 192.0.2.1 | TXT "x" | A 192.0.2.2])
+                line 8: domain b.example (qname nxdomain)
+                line 12: domain *.c.example (qname drop)
+                diag line 9: b.example.rpz.example. already has CNAME . (line 8): CNAME *. ignored
+                diag line 11: owner outside.example. is outside the zone rpz.example.
+            "#]],
+        );
+        // No absolute SOA owner: nothing is placed before the end, as in `parse`.
+        let relative = "x.example CNAME .\ny.example. CNAME .\nx.example A 192.0.2.1\n";
+        let mut whole = Vec::new();
+        let mut each = Vec::new();
+        let a = super::parse(relative).map(|p| {
+            whole = p.records;
+            p.diagnostics
+        });
+        let b = super::parse_each(relative, &mut |r| each.push(r)).map(|p| p.diagnostics);
+        assert_eq!(a, b);
+        assert_eq!(whole, each);
     }
 
     #[test]
