@@ -543,7 +543,10 @@ mod tests {
             all.join("\n")
         };
         let whole = rpz::parse(text).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(show(&loaded.rules), show(&policy::rpz::load_rpz(&whole).rules));
+        assert_eq!(
+            show(&loaded.rules),
+            show(&policy::rpz::load_rpz(&whole).rules)
+        );
         expect_test::expect![[r#"
             *.c.example cname walled.garden.example
             a.example local [A 192.0.2.1] [AAAA 2001:db8::1]

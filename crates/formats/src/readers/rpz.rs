@@ -440,6 +440,21 @@ fn resolve<'a>(text: &'a str, origin: &Name<'a>) -> Result<Name<'a>, String> {
     })
 }
 
+/// Resolves an owner once the apex is placed and `$ORIGIN` is the apex: a relative
+/// owner stays as written, relative to the apex (placed exactly like its absolute
+/// form, without building that name).
+fn resolve_below_apex<'a>(text: &'a str, origin: &Name<'a>) -> Result<Name<'a>, String> {
+    let plain =
+        !text.ends_with('.') && text != "@" && !text.starts_with('.') && !text.contains("..");
+    if !plain {
+        return resolve(text, origin);
+    }
+    Ok(Name {
+        text: Cow::Borrowed(text),
+        absolute: false,
+    })
+}
+
 /// The trigger-type labels a policy owner may end in (just above the apex).
 const SPECIAL_LABELS: [&str; 4] = ["rpz-ip", "rpz-client-ip", "rpz-nsip", "rpz-nsdname"];
 
@@ -557,6 +572,8 @@ struct Zone<'a> {
     placed: Option<Placement>,
     /// The owner being read (stream mode, once placed).
     current: Option<Pending<'a>>,
+    /// Placed, and `$ORIGIN` is the apex: relative owners are kept as written.
+    origin_is_apex: bool,
 }
 
 /// How owners are placed below the apex: the absolute origin, and the SOA owner when
@@ -605,6 +622,7 @@ impl Default for Zone<'_> {
             stream: false,
             placed: None,
             current: None,
+            origin_is_apex: false,
         }
     }
 }
@@ -661,7 +679,12 @@ impl<'a> Zone<'a> {
                 parsed.diag(at(), format!("owner name {} is quoted", first.text));
                 return;
             }
-            match resolve(first.text, &self.origin) {
+            let resolved = if self.origin_is_apex {
+                resolve_below_apex(first.text, &self.origin)
+            } else {
+                resolve(first.text, &self.origin)
+            };
+            match resolved {
                 Ok(owner) => {
                     self.previous = Some(owner.clone());
                     (owner, rest)
@@ -736,6 +759,7 @@ impl<'a> Zone<'a> {
                         self.first_origin = Some(origin.clone());
                     }
                     self.origin = origin;
+                    self.origin_is_apex = self.origin_at_apex();
                 }
                 Ok(_) => parsed.diag(at, format!("$ORIGIN {} is quoted", arg.text)),
                 Err(e) => parsed.diag(at, e),
@@ -791,6 +815,7 @@ impl<'a> Zone<'a> {
                     self.index = HashMap::default();
                     self.collided = HashMap::new();
                     self.placed = Some(placement);
+                    self.origin_is_apex = self.origin_at_apex();
                 }
                 self.soa = Some(owner);
             }
@@ -846,6 +871,12 @@ impl<'a> Zone<'a> {
             return;
         }
         self.add(owner, data, line, parsed);
+    }
+
+    fn origin_at_apex(&self) -> bool {
+        self.placed.as_ref().is_some_and(|p| {
+            self.origin.absolute && self.origin.text.eq_ignore_ascii_case(&p.abs_origin)
+        })
     }
 
     /// Adds data to its owner's pending rule, merging with what the owner has.
@@ -1854,7 +1885,7 @@ mod tests {
                 line 8: domain b.example (qname nxdomain)
                 line 10: domain a.example (qname local [A 192.0.2.2])
                 line 12: domain *.c.example (qname drop)
-                diag line 9: b.example.rpz.example. already has CNAME . (line 8): CNAME *. ignored
+                diag line 9: b.example already has CNAME . (line 8): CNAME *. ignored
                 diag line 11: owner outside.example. is outside the zone rpz.example.
             "#]],
         );
