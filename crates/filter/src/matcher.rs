@@ -150,7 +150,11 @@ pub fn load_matcher_zone(spec: &ZoneFile) -> Result<MatcherZone, LoadError> {
     let mut builder = RuleSetBuilder::with_capacity(lines);
     let mut diagnostics = Vec::new();
     let mut not_applied = 0;
-    let mut sink = |record: formats::Record| match policy::rpz::rule_from_record(&record) {
+    let mut sink = |owner: rpz::OwnerPolicy<'_>| match policy::rpz::rule_from_policy(
+        &owner.value,
+        owner.hint,
+        &owner.policy,
+    ) {
         Ok((trigger, response)) => {
             if matches!(response, Response::Redirect(_) | Response::LocalData(_))
                 && !encoded.contains_key(&response)
@@ -161,8 +165,10 @@ pub fn load_matcher_zone(spec: &ZoneFile) -> Result<MatcherZone, LoadError> {
                     }
                     Ok(None) => {}
                     Err(e) => {
-                        diagnostics
-                            .push(format!("{}: {} not loaded: {e}", record.at, record.value));
+                        diagnostics.push(format!(
+                            "line {}: {} not loaded: {e}",
+                            owner.line, owner.value
+                        ));
                         return;
                     }
                 }
@@ -176,7 +182,7 @@ pub fn load_matcher_zone(spec: &ZoneFile) -> Result<MatcherZone, LoadError> {
             if let Some(old) = old {
                 if let Some((kept, problem)) = merged(old, response) {
                     if let Some(problem) = problem {
-                        diagnostics.push(format!("{}: {trigger} {problem}", record.at));
+                        diagnostics.push(format!("line {}: {trigger} {problem}", owner.line));
                     }
                     builder.insert(trigger, kept);
                 }
@@ -185,7 +191,7 @@ pub fn load_matcher_zone(spec: &ZoneFile) -> Result<MatcherZone, LoadError> {
         Err(policy::rpz::Unused::NotPolicy) => {}
         Err(policy::rpz::Unused::NotApplied(_)) => not_applied += 1,
         Err(e @ policy::rpz::Unused::Invalid(_)) => {
-            diagnostics.push(format!("{}: {e}", record.at));
+            diagnostics.push(format!("line {}: {e}", owner.line));
         }
     };
     let read = rpz::parse_each(&text, &mut sink).map_err(|e| err(e.to_string()))?;

@@ -32,13 +32,43 @@ use crate::{Format, Location, Meta, Parsed, ReadError, Record, RpzAction, RpzPol
 
 pub fn parse(text: &str) -> Result<Parsed, ReadError> {
     let mut records = Vec::new();
-    let mut parsed = read(text, false, &mut |r| records.push(r))?;
+    let mut parsed = read(text, false, &mut |r| records.push(r.into_record()))?;
     parsed.records = records;
     Ok(parsed)
 }
 
-/// Like [`parse`], but hands each record to `sink` as soon as its owner's records
-/// end, instead of collecting them: a loader that turns records into something
+/// One owner's policy as [`parse_each`] hands it over: what [`parse`] makes a
+/// [`Record`] of, borrowed from the zone text where it can be (no allocation per
+/// owner for the usual `name CNAME .`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnerPolicy<'t> {
+    pub line: u32,
+    /// The record's value: the owner below the apex (`name`, `*.name`), or the
+    /// network of an address trigger.
+    pub value: Cow<'t, str>,
+    pub hint: Hint,
+    pub policy: RpzPolicy,
+}
+
+impl OwnerPolicy<'_> {
+    /// The record [`parse`] makes of this owner.
+    pub fn into_record(self) -> Record {
+        let allow = self.policy.action == RpzAction::Passthru;
+        let record = Record::new(
+            Location::Line(self.line),
+            self.value.into_owned(),
+            self.hint,
+        );
+        let record = if allow { record.allow() } else { record };
+        record.with_meta(Meta {
+            rpz: Some(self.policy),
+            ..Meta::default()
+        })
+    }
+}
+
+/// Like [`parse`], but hands each owner's policy to `sink` as soon as its records
+/// end, instead of collecting records: a loader that turns them into something
 /// smaller (the filter's matcher) never holds a million `Record`s, nor a million
 /// pending owners, at once. The returned `Parsed` has the diagnostics and no
 /// records.
@@ -51,11 +81,15 @@ pub fn parse(text: &str) -> Result<Parsed, ReadError> {
 /// Owners met before the apex is known, and every owner of a zone whose apex is
 /// only known at the end (no absolute SOA owner), are held and merged as in
 /// [`parse`].
-pub fn parse_each(text: &str, sink: &mut dyn FnMut(Record)) -> Result<Parsed, ReadError> {
+pub fn parse_each(text: &str, sink: &mut dyn FnMut(OwnerPolicy<'_>)) -> Result<Parsed, ReadError> {
     read(text, true, sink)
 }
 
-fn read(text: &str, stream: bool, sink: &mut dyn FnMut(Record)) -> Result<Parsed, ReadError> {
+fn read(
+    text: &str,
+    stream: bool,
+    sink: &mut dyn FnMut(OwnerPolicy<'_>),
+) -> Result<Parsed, ReadError> {
     let mut parsed = Parsed::new(Format::Rpz);
     let mut zone = Zone {
         stream,
@@ -647,7 +681,7 @@ impl<'a> Zone<'a> {
         entry: &Entry,
         tokens: &[Token<'a>],
         parsed: &mut Parsed,
-        sink: &mut dyn FnMut(Record),
+        sink: &mut dyn FnMut(OwnerPolicy<'_>),
     ) {
         let line = entry.line;
         let at = || Location::Line(line);
@@ -789,7 +823,7 @@ impl<'a> Zone<'a> {
         rdata: &[Token<'a>],
         line: u32,
         parsed: &mut Parsed,
-        sink: &mut dyn FnMut(Record),
+        sink: &mut dyn FnMut(OwnerPolicy<'_>),
     ) {
         let at = || Location::Line(line);
         let is = |t: &str| rtype.eq_ignore_ascii_case(t);
@@ -903,7 +937,7 @@ impl<'a> Zone<'a> {
     }
 
     /// Places every owner still held below the apex and turns it into a record.
-    fn finish(self, parsed: &mut Parsed, sink: &mut dyn FnMut(Record)) {
+    fn finish(self, parsed: &mut Parsed, sink: &mut dyn FnMut(OwnerPolicy<'_>)) {
         if let Some(placement) = &self.placed {
             if let Some(current) = self.current {
                 emit(current, placement, parsed, sink);
@@ -985,7 +1019,7 @@ fn emit(
     pending: Pending<'_>,
     placement: &Placement,
     parsed: &mut Parsed,
-    sink: &mut dyn FnMut(Record),
+    sink: &mut dyn FnMut(OwnerPolicy<'_>),
 ) {
     let Placement {
         abs_origin,
@@ -1023,15 +1057,12 @@ fn emit(
         Data::Local(rrs) => RpzAction::LocalData(rrs),
         Data::Cname(target) => cname_action(target, &trigger, hint, &value),
     };
-    let mut record = Record::new(at, value, hint);
-    if action == RpzAction::Passthru {
-        record = record.allow();
-    }
-    record = record.with_meta(Meta {
-        rpz: Some(RpzPolicy { trigger, action }),
-        ..Meta::default()
+    sink(OwnerPolicy {
+        line: pending.line,
+        value,
+        hint,
+        policy: RpzPolicy { trigger, action },
     });
-    sink(record);
 }
 
 fn cname_action(target: Name<'_>, trigger: &RpzTrigger, hint: Hint, value: &str) -> RpzAction {
@@ -1061,7 +1092,7 @@ fn cname_action(target: Name<'_>, trigger: &RpzTrigger, hint: Hint, value: &str)
 }
 
 /// Splits a trigger (the owner below the apex) into value, hint and trigger type.
-fn decode_trigger(trigger: &str) -> Result<(String, Hint, RpzTrigger), String> {
+fn decode_trigger(trigger: &str) -> Result<(Cow<'_, str>, Hint, RpzTrigger), String> {
     let (head, last) = match trigger.rsplit_once('.') {
         Some((head, last)) => (Some(head), last),
         None => (None, trigger),
@@ -1069,7 +1100,7 @@ fn decode_trigger(trigger: &str) -> Result<(String, Hint, RpzTrigger), String> {
     let ip = |make: fn(IpNet) -> RpzTrigger| {
         let head = head.ok_or_else(|| format!("{last} with no address"))?;
         let net = decode_ip(head)?;
-        Ok((net.to_string(), Hint::Cidr, make(net)))
+        Ok((Cow::Owned(net.to_string()), Hint::Cidr, make(net)))
     };
     if last.eq_ignore_ascii_case("rpz-ip") {
         return ip(RpzTrigger::ResponseIp);
@@ -1094,7 +1125,7 @@ fn decode_trigger(trigger: &str) -> Result<(String, Hint, RpzTrigger), String> {
     } else {
         Hint::Domain
     };
-    Ok((name.to_owned(), hint, kind))
+    Ok((Cow::Borrowed(name), hint, kind))
 }
 
 /// Decodes `<prefix>.<address labels, least significant first>` (IPv4: four decimal
@@ -1551,7 +1582,7 @@ pub fn owner_record(
         None if local.is_empty() => return Ok(None),
         None => RpzAction::LocalData(local),
     };
-    let mut record = Record::new(Location::Line(line), value, hint);
+    let mut record = Record::new(Location::Line(line), value.into_owned(), hint);
     if action == RpzAction::Passthru {
         record = record.allow();
     }
@@ -1849,7 +1880,7 @@ mod tests {
     #[track_caller]
     fn check_each(input: &str, expect: Expect) {
         let mut records = Vec::new();
-        let actual = match super::parse_each(input, &mut |r| records.push(r)) {
+        let actual = match super::parse_each(input, &mut |r| records.push(r.into_record())) {
             Ok(mut parsed) => {
                 parsed.records = records;
                 dump(&parsed)
@@ -1909,7 +1940,8 @@ mod tests {
             whole = p.records;
             p.diagnostics
         });
-        let b = super::parse_each(relative, &mut |r| each.push(r)).map(|p| p.diagnostics);
+        let b =
+            super::parse_each(relative, &mut |r| each.push(r.into_record())).map(|p| p.diagnostics);
         assert_eq!(a, b);
         assert_eq!(whole, each);
     }
