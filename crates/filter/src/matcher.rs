@@ -179,13 +179,13 @@ pub fn load_matcher_zone(spec: &ZoneFile) -> Result<MatcherZone, LoadError> {
                 ZoneTrigger::Qname(t) => builder.insert_name(t, response.clone()),
                 other => builder.insert(other.clone(), response.clone()),
             };
-            if let Some(old) = old {
-                if let Some((kept, problem)) = merged(old, response) {
-                    if let Some(problem) = problem {
-                        diagnostics.push(format!("line {}: {trigger} {problem}", owner.line));
-                    }
-                    builder.insert(trigger, kept);
+            if let Some(old) = old
+                && let Some((kept, problem)) = merged(old, response)
+            {
+                if let Some(problem) = problem {
+                    diagnostics.push(format!("line {}: {trigger} {problem}", owner.line));
                 }
+                builder.insert(trigger, kept);
             }
         }
         Err(policy::rpz::Unused::NotPolicy) => {}
