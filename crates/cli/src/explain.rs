@@ -53,7 +53,7 @@ pub fn to_json(e: &Explanation) -> Value {
             "valid_until": o.valid_until.map(|v| v.to_string()), "count": o.count, "reference": o.reference,
         })).collect::<Vec<_>>(),
         "rules": e.rules.iter().map(|r| json!({"feed": r.feed, "trigger": r.trigger, "action": r.action, "serial": r.serial})).collect::<Vec<_>>(),
-        "matched_by": e.matched_by.iter().map(|r| json!({"feed": r.feed, "trigger": r.trigger, "serial": r.serial})).collect::<Vec<_>>(),
+        "matched_by": e.matched_by.iter().map(|r| json!({"feed": r.feed, "trigger": r.trigger, "action": r.action, "serial": r.serial})).collect::<Vec<_>>(),
         "protected_by": e.protected_by,
         "related": e.related.iter().map(|(v, s)| json!({"value": v, "state": s})).collect::<Vec<_>>(),
         "audit": e.audit.iter().map(|a| json!({"at": a.at.to_string(), "who": a.who, "action": a.action, "reason": a.reason})).collect::<Vec<_>>(),
@@ -131,8 +131,9 @@ fn print_human(e: &Explanation) {
         println!("  blocked by");
         for r in &e.matched_by {
             println!(
-                "    {} in {} (serial {})",
+                "    {} {} in {} (serial {})",
                 r.trigger,
+                r.action,
                 r.feed,
                 r.serial.map_or("-".into(), |s| s.to_string())
             );

@@ -10,7 +10,9 @@
 //! The signing key is made at first start in the key directory (default: the SQLite
 //! data directory). Imports run in other processes (`sharedefend import`), so both
 //! fronts poll the store's serials every 200 ms; the DNS front NOTIFYs partners on a
-//! change and once at start-up, for what changed while it was down. Logs go to standard error
+//! change and once at start-up, for what changed while it was down. The config's
+//! `[[feed_source]]` tables are pulled on their schedules (`hub::pull::Scheduler`, its
+//! own store connection; sources added, changed or removed apply on reload). Logs go to standard error
 //! (`RUST_LOG=debug|info|warn`, default info); secrets never appear in them.
 //! SIGTERM or Ctrl-C stops it cleanly (exit 0).
 
@@ -55,8 +57,9 @@ struct ServeArgs {
     /// directory; required with --postgres unless the config names one].
     #[arg(long, value_name = "DIR")]
     key_dir: Option<PathBuf>,
-    /// The service's TOML: `listen`, `[http]` (listen, key_dir) and `[[partner]]`
-    /// tables (name, feeds, tsig, notify, allow_ips). Watched: edits apply live.
+    /// The service's TOML: `listen`, `[http]` (listen, key_dir), `[[partner]]`
+    /// tables (name, feeds, tsig, notify, allow_ips) and `[[feed_source]]` tables
+    /// (feeds to pull: name, url, interval, …). Watched: edits apply live.
     #[arg(long, env = "SHAREDEFEND_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
 }
@@ -111,6 +114,7 @@ fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     };
     let store = args.store.open_store()?;
     let http_store = args.store.open_store()?;
+    let pull_hub = args.store.open_hub()?;
     init_logs();
     let (signer, origin) = hub::keys::load_or_create(&key_dir).context("the signing key")?;
     tracing::info!(
@@ -127,7 +131,12 @@ fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the runtime")?;
+    // Read by whoever reports status (the status API and metrics); written by the
+    // scheduler.
+    let pull_status = Arc::new(hub::pull::PullStatus::default());
     runtime.block_on(async move {
+        let pulls = hub::pull::Scheduler::new(pull_hub, pull_status, "hub-serve");
+        pulls.apply(&config.feed_sources);
         let udp = tokio::net::UdpSocket::bind(dns_listen)
             .await
             .with_context(|| format!("binding udp {dns_listen}"))?;
@@ -154,13 +163,14 @@ fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         let watcher = args
             .config
             .clone()
-            .map(|path| tokio::spawn(watch_config(path, server.clone())));
+            .map(|path| tokio::spawn(watch_config(path, server.clone(), pulls.clone())));
         let failed = tokio::select! {
             () = shutdown_signal() => None,
             r = &mut dns_task => Some(("dns", r)),
             r = &mut http_task => Some(("http", r)),
         };
         let _ = stop.send(true);
+        pulls.stop();
         if let Some(w) = watcher {
             w.abort();
         }
@@ -195,9 +205,9 @@ fn stamp(path: &Path) -> Option<(std::time::SystemTime, u64, u64)> {
     Some((m.modified().ok()?, m.len(), inode))
 }
 
-/// Reloads the partners when the config file changes or on SIGHUP. A file that does
-/// not validate is reported and the running configuration kept.
-async fn watch_config(path: PathBuf, server: dns::Server) {
+/// Reloads the partners and feed sources when the config file changes or on SIGHUP.
+/// A file that does not validate is reported and the running configuration kept.
+async fn watch_config(path: PathBuf, server: dns::Server, pulls: hub::pull::Scheduler) {
     let mut last = stamp(&path);
     let mut tick = tokio::time::interval(dns::POLL_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -232,7 +242,11 @@ async fn watch_config(path: PathBuf, server: dns::Server) {
         let loaded = std::fs::read_to_string(&path)
             .map_err(|e| e.to_string())
             .and_then(|text| hub::ServeConfig::parse(&text).map_err(|e| e.to_string()))
-            .and_then(|config| server.reload(&config.dns()).map_err(|e| e.to_string()));
+            .and_then(|config| {
+                server.reload(&config.dns()).map_err(|e| e.to_string())?;
+                pulls.apply(&config.feed_sources);
+                Ok(())
+            });
         if let Err(error) = loaded {
             tracing::warn!(file = %path.display(), %error, "config not reloaded; the running one stays");
         }

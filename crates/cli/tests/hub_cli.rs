@@ -103,6 +103,25 @@ fn whole_flow(b: &Backend, tag: &str) {
     let e = b.json(T0, &["explain", "--json", "hxxps://api[.]msuto[.]com/"]);
     assert_eq!(e["state"], "publish", "{e}");
     assert_eq!(e["rules"][0]["trigger"], "api.msuto.com");
+    // What blocks the host, with its action, in its category feed and in `all`.
+    for feed in ["phishing", "all"] {
+        assert!(
+            e["matched_by"]
+                .as_array()
+                .is_some_and(|m| m.iter().any(|r| {
+                    r["feed"] == feed
+                        && r["trigger"] == "api.msuto.com"
+                        && r["action"] == "nxdomain"
+                        && r["serial"] == 1
+                })),
+            "{feed}: {e}"
+        );
+    }
+    let text = b.ok(T0, &["explain", "api.msuto.com"]);
+    assert!(
+        text.contains("api.msuto.com nxdomain in all (serial 1)"),
+        "{text}"
+    );
     let e = b.json(
         T0,
         &["explain", "--json", "http://send-usdt-9999.netlify.app/"],

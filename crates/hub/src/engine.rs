@@ -12,9 +12,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use analysis::{Context, Decision, decide};
 use indicator::{Indicator, Timestamp};
-use store::{DecisionRow, ObservationWithSource, RuleChanges, RuleDelta, Tx};
+use store::{DecisionRow, ObservationRow, RuleChanges, RuleDelta, RuleDeltas, SourceRow, Tx};
 
-use crate::evidence::{decision_row, evidence_by_indicator, evidence_of, indicator_of};
+use crate::evidence::{decision_row, evidence_by_indicator, evidence_of_row, indicator_of};
 
 /// What a recompute changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -38,12 +38,15 @@ impl Applied {
 }
 
 /// An indicator this transaction has just created (see
-/// [`store::Tx::indicator_ids_created`]) with its only observation, as stored.
+/// [`store::Tx::indicator_ids_created`]) with its only observation, as stored
+/// (times in whole seconds, see [`store::stored_time`]), and that observation's
+/// source.
 #[derive(Debug)]
 pub struct Fresh<'a> {
     pub id: i64,
     pub indicator: &'a Indicator,
-    pub observation: ObservationWithSource,
+    pub observation: &'a ObservationRow,
+    pub source: &'a SourceRow,
 }
 
 /// Re-decides `ids` from their stored evidence and publishes the difference.
@@ -100,7 +103,7 @@ pub fn recompute_with_fresh(
         }
     }
     for f in fresh {
-        let evidence = evidence_of([&f.observation]);
+        let evidence = evidence_of_row(f.observation, f.source);
         run.decide(f.id, f.indicator, &evidence, None, cx, now);
     }
     let Run {
@@ -110,6 +113,18 @@ pub fn recompute_with_fresh(
         mut deltas,
     } = run;
     tx.decisions_put(&new_rows)?;
+    // A million names make lists of millions of deltas: sized once, not grown.
+    let mut sizes: BTreeMap<&str, usize> = BTreeMap::new();
+    for (row, _) in new_rows.iter().zip(&changed).filter(|(_, c)| **c) {
+        for feed in counted_feeds(&row.feeds) {
+            *sizes.entry(feed).or_default() += row.rules.len();
+        }
+    }
+    for (feed, n) in sizes {
+        if let Some(list) = feed_list(&mut deltas, feed) {
+            list.reserve(n);
+        }
+    }
     // Written: the new rules can now move into the deltas rather than be copied.
     for (row, changed) in new_rows.into_iter().zip(changed) {
         if changed {
@@ -121,7 +136,12 @@ pub fn recompute_with_fresh(
 }
 
 /// Feed → changes of rule reference counts, in any order, a rule possibly repeated.
-pub type Deltas = BTreeMap<String, Vec<RuleDelta>>;
+pub type Deltas = RuleDeltas;
+
+/// The feed of every published rule: the store's union feed, so that a rule is
+/// stored once, in its category's feed, and `all` follows (see
+/// [`store::Tx::feed_declare_union`]).
+pub const ALL_FEED: &str = "all";
 
 /// The state of a recompute while it decides indicator after indicator.
 struct Run {
@@ -176,26 +196,40 @@ impl Run {
 }
 
 /// Adds `by` to the count of each `(feed, rule)` pair of `row`, moving its rules
-/// into the last feed's list: this runs for every indicator of an import.
+/// into the last feed's list: this runs for every indicator of an import. A rule
+/// that is in a category feed is in [`ALL_FEED`] through it, the union, and is not
+/// counted there again; only a rule in no other feed is counted in `all` itself.
 fn count_rules(deltas: &mut Deltas, row: DecisionRow, by: i64) {
     let DecisionRow { rules, feeds, .. } = row;
     if rules.is_empty() {
         return;
     }
-    let Some((last, others)) = feeds.split_last() else {
-        return;
-    };
-    for feed in others {
-        if let Some(list) = feed_list(deltas, feed) {
-            list.extend(rules.iter().map(|rule| RuleDelta {
+    let n = counted_feeds(&feeds).count();
+    let mut rules = Some(rules);
+    for (i, feed) in counted_feeds(&feeds).enumerate() {
+        let Some(list) = feed_list(deltas, feed) else {
+            continue;
+        };
+        if i + 1 < n {
+            list.extend(rules.iter().flatten().map(|rule| RuleDelta {
                 rule: rule.clone(),
                 delta: by,
             }));
+        } else if let Some(rules) = rules.take() {
+            list.extend(rules.into_iter().map(|rule| RuleDelta { rule, delta: by }));
         }
     }
-    if let Some(list) = feed_list(deltas, last) {
-        list.extend(rules.into_iter().map(|rule| RuleDelta { rule, delta: by }));
-    }
+}
+
+/// The feeds whose own reference counts a decision's rules count in: every feed it
+/// names but [`ALL_FEED`], which has them through the others, unless it is the only
+/// one.
+fn counted_feeds(feeds: &[String]) -> impl Iterator<Item = &str> {
+    let only_all = feeds.iter().all(|f| f == ALL_FEED);
+    feeds
+        .iter()
+        .map(String::as_str)
+        .filter(move |f| only_all || *f != ALL_FEED)
 }
 
 /// `feed`'s list in `deltas` (always there), allocating its name only the first time.
@@ -206,15 +240,16 @@ fn feed_list<'d>(deltas: &'d mut Deltas, feed: &str) -> Option<&'d mut Vec<RuleD
     deltas.get_mut(feed)
 }
 
-/// Adjusts feed rules by `deltas` and journals each feed that changed.
+/// Adjusts feed rules by `deltas` and journals each feed that changed, the union
+/// feed [`ALL_FEED`] included.
 pub fn apply_deltas(
     tx: &mut dyn Tx,
-    deltas: Deltas,
+    mut deltas: Deltas,
     now: Timestamp,
     batch_id: Option<i64>,
     applied: &mut Applied,
 ) -> store::Result<()> {
-    for (feed, mut list) in deltas {
+    for list in deltas.values_mut() {
         // Sorted, then each rule's changes summed: one delta per rule, none zero.
         // (Equal rules are summed, so their order does not matter: unstable is fine.)
         list.sort_unstable_by(|a, b| a.rule.cmp(&b.rule));
@@ -226,11 +261,13 @@ pub fn apply_deltas(
             same
         });
         list.retain(|d| d.delta != 0);
-        if list.is_empty() {
-            continue;
-        }
-        tx.feed_ensure(&feed)?;
-        let changes = tx.feed_rules_adjust(&feed, &list)?;
+    }
+    deltas.retain(|_, list| !list.is_empty());
+    if deltas.is_empty() {
+        return Ok(());
+    }
+    tx.feed_declare_union(ALL_FEED)?;
+    for (feed, changes) in tx.rules_adjust(&deltas)? {
         if changes.is_empty() {
             continue;
         }

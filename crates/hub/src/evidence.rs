@@ -8,7 +8,9 @@ use std::collections::HashMap;
 
 use analysis::{Decision, Entry, Evidence, Extent, Lists, Outcome, Role, Sighting};
 use indicator::{Category, Domain, Host, Indicator, IpNet, Timestamp};
-use store::{AllowRow, DecisionRow, IndicatorKey, ObservationWithSource, RuleText};
+use store::{
+    AllowRow, DecisionRow, IndicatorKey, ObservationRow, ObservationWithSource, RuleText, SourceRow,
+};
 
 /// The store key of an indicator.
 pub fn key(indicator: &Indicator) -> IndicatorKey {
@@ -57,12 +59,28 @@ pub fn evidence_of<'a>(rows: impl IntoIterator<Item = &'a ObservationWithSource>
     e
 }
 
+/// The evidence of one indicator with one observation, from `source`.
+pub fn evidence_of_row(o: &ObservationRow, source: &SourceRow) -> Evidence {
+    let mut e = Evidence::default();
+    add_sighting(&mut e, o, &source.name, source.trust, source.group.as_ref());
+    e
+}
+
 fn add_observation(e: &mut Evidence, r: &ObservationWithSource) {
-    let o = &r.observation;
+    add_sighting(e, &r.observation, &r.source, r.trust, r.group.as_ref());
+}
+
+fn add_sighting(
+    e: &mut Evidence,
+    o: &ObservationRow,
+    source: &str,
+    trust: f64,
+    group: Option<&String>,
+) {
     e.sightings.push(Sighting {
-        source: r.source.clone(),
-        trust: r.trust,
-        group: r.group.clone(),
+        source: source.to_owned(),
+        trust,
+        group: group.cloned(),
         category: o.category.parse().unwrap_or(Category::Unknown),
         confidence: o.confidence,
         last_seen: o.last_seen,
@@ -79,7 +97,7 @@ pub fn feeds_for(category: Category) -> Vec<String> {
         .into_iter()
         .map(str::to_owned)
         .collect();
-    feeds.push("all".to_owned());
+    feeds.push(crate::engine::ALL_FEED.to_owned());
     feeds
 }
 

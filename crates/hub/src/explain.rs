@@ -110,11 +110,16 @@ impl Hub {
                 if let Some(d) = &decision {
                     for feed in &d.feeds {
                         for r in &d.rules {
+                            let serial = tx
+                                .rule_serials(feed, &r.trigger)?
+                                .into_iter()
+                                .find(|(action, _)| *action == r.action)
+                                .map(|(_, serial)| serial);
                             rules.push(RuleView {
                                 feed: feed.clone(),
                                 trigger: r.trigger.clone(),
                                 action: r.action.clone(),
-                                serial: tx.rule_published_serial(feed, &r.trigger)?,
+                                serial,
                             });
                         }
                     }
@@ -130,11 +135,11 @@ impl Hub {
                 // matters to someone asking about the name: show what blocks below.
                 for feed in &feeds {
                     for t in &triggers {
-                        if let Some(serial) = tx.rule_published_serial(&feed.name, t)? {
+                        for (action, serial) in tx.rule_serials(&feed.name, t)? {
                             matched_by.push(RuleView {
                                 feed: feed.name.clone(),
                                 trigger: t.clone(),
-                                action: String::new(),
+                                action,
                                 serial: Some(serial),
                             });
                         }

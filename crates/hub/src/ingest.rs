@@ -6,16 +6,20 @@
 //! breaker looks at the exact changes the batch would make; if it trips, the
 //! transaction is rolled back and the batch's observations are parked, held for
 //! review, outside the evidence.
+//!
+//! A source that publishes full snapshots (a scheduled pull with `snapshot = true`)
+//! imports with [`import_snapshot`]: whatever it listed before and no longer lists
+//! loses *this source's* observation in the same transaction (other sources'
+//! evidence stays), and the recompute decides what that withdraws. The breaker judges
+//! those removals like any other, so a snapshot that suddenly comes back empty is
+//! held, not published.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use analysis::{Context, FeedChange};
 use formats::{Parsed, Polarity, Record};
 use indicator::{Category, Confidence, Domain, Host, Indicator, RejectCode, Timestamp, Tlp};
-use store::{
-    AuditEntry, BatchStatus, NewBatch, NewSource, ObservationRow, ObservationWithSource,
-    StoreError, Tx,
-};
+use store::{AuditEntry, BatchStatus, NewBatch, NewSource, ObservationRow, StoreError, Tx};
 
 use crate::engine::{Applied, Fresh, recompute_with_fresh, unique_ids};
 use crate::evidence::key;
@@ -55,6 +59,9 @@ pub struct ImportReport {
     pub allow_skipped: usize,
     /// Records the producer revoked: this source's observation is withdrawn.
     pub revoked: usize,
+    /// Snapshot imports: indicators this source listed before and no longer lists,
+    /// whose observation by it was withdrawn (or would be, when the batch is held).
+    pub unlisted: usize,
     /// Unique indicators observed.
     pub indicators: usize,
     pub batch_id: Option<i64>,
@@ -188,11 +195,14 @@ fn observation_rows(
     defaults: &ImportDefaults,
     now: Timestamp,
 ) -> Vec<ObservationRow> {
+    // Times as the store keeps them (whole seconds), so that a row is what
+    // `Tx::observations_of` would read back after writing it.
+    let now = store::stored_time(now);
     items
         .iter()
         .zip(ids)
         .map(|((_, d), &id)| {
-            let first_seen = d.first_seen.unwrap_or(now).min(now);
+            let first_seen = store::stored_time(d.first_seen.unwrap_or(now).min(now));
             // A feed re-listing an indicator is a new sighting now, whatever date it
             // first gave: that is what re-arms the decay.
             let last_seen = now;
@@ -205,23 +215,12 @@ fn observation_rows(
                 tags: d.tags.clone(),
                 first_seen,
                 last_seen,
-                valid_until: d.valid_until,
+                valid_until: d.valid_until.map(store::stored_time),
                 count: 1,
                 reference: d.reference.clone(),
             }
         })
         .collect()
-}
-
-/// `row` as the store keeps it, as [`Tx::observations_of`] would return it after
-/// `row` was inserted.
-fn stored(row: &ObservationRow) -> ObservationRow {
-    ObservationRow {
-        first_seen: store::stored_time(row.first_seen),
-        last_seen: store::stored_time(row.last_seen),
-        valid_until: row.valid_until.map(store::stored_time),
-        ..row.clone()
-    }
 }
 
 /// Imports a prepared batch from `source` in one transaction (two when held).
@@ -232,6 +231,32 @@ pub fn import(
     cx: &Context<'_>,
     now: Timestamp,
     who: &str,
+) -> store::Result<ImportReport> {
+    import_as(store, job, batch, cx, now, who, false)
+}
+
+/// [`import`] of a full snapshot of `source`: what the source observed before and
+/// this batch does not list loses the source's observation, in the same
+/// transaction, under the same breaker.
+pub fn import_snapshot(
+    store: &mut store::Store,
+    job: &ImportJob<'_>,
+    batch: Batch,
+    cx: &Context<'_>,
+    now: Timestamp,
+    who: &str,
+) -> store::Result<ImportReport> {
+    import_as(store, job, batch, cx, now, who, true)
+}
+
+fn import_as(
+    store: &mut store::Store,
+    job: &ImportJob<'_>,
+    batch: Batch,
+    cx: &Context<'_>,
+    now: Timestamp,
+    who: &str,
+    snapshot: bool,
 ) -> store::Result<ImportReport> {
     let ImportJob {
         source,
@@ -244,6 +269,8 @@ pub fn import(
         mut report,
     } = batch;
     let popular = analysis::popular_names(names(&items).iter(), cx.lists, cx.psl, cx.config);
+    // Set inside the transaction; also reported when the breaker holds the batch.
+    let mut report_unlisted = 0;
     let result = store.write(|tx| {
         let src = tx.source_upsert(source)?;
         let keys: Vec<_> = items.iter().map(|(i, _)| key(i)).collect();
@@ -257,30 +284,33 @@ pub fn import(
             rids = tx.indicator_ids(&rkeys)?;
             tx.observations_delete(src.id, &rids)?;
         }
+        let mut unlisted = Vec::new();
+        if snapshot {
+            unlisted = unlisted_by(tx, src.id, &ids)?;
+            tx.observations_delete(src.id, &unlisted)?;
+        }
         // An indicator this import created has one observation, the row just
         // written, and no decision: it is decided from that row, unread. (Unless
         // the file also revoked it, which deleted the row again.)
         let revoked_ids: HashSet<i64> = rids.iter().copied().collect();
-        let mut fresh = Vec::new();
+        let mut fresh = Vec::with_capacity(items.len());
         let mut affected = Vec::with_capacity(ids.len() + rids.len());
         for (((indicator, _), row), new) in items.iter().zip(&rows).zip(created) {
             if new && !revoked_ids.contains(&row.indicator_id) {
                 fresh.push(Fresh {
                     id: row.indicator_id,
                     indicator,
-                    observation: ObservationWithSource {
-                        observation: stored(row),
-                        source: src.name.clone(),
-                        trust: src.trust,
-                        group: src.group.clone(),
-                    },
+                    observation: row,
+                    source: &src,
                 });
             } else {
                 affected.push(row.indicator_id);
             }
         }
-        drop(rows);
         affected.extend(rids);
+        let unlisted_count = unlisted.len();
+        report_unlisted = unlisted_count;
+        affected.extend(unlisted);
         let affected = unique_ids(affected);
         let counts_before = feed_counts(tx)?;
         let batch_id = tx.batch_create(&NewBatch {
@@ -290,6 +320,9 @@ pub fn import(
             created_at: now,
             note: String::new(),
         })?;
+        if snapshot {
+            tx.batch_mark_snapshot(batch_id)?;
+        }
         let applied = recompute_with_fresh(tx, &affected, &fresh, cx, now, Some(batch_id))?;
         let changes: Vec<FeedChange> = applied
             .feeds
@@ -310,15 +343,21 @@ pub fn import(
             action: "import".to_owned(),
             target: format!("batch {batch_id}"),
             reason: format!(
-                "{origin}: {} indicators from {}, {} rules added, {} removed",
+                "{origin}: {} indicators from {}{}, {} rules added, {} removed",
                 items.len(),
                 source.name,
+                if snapshot {
+                    format!(" (snapshot: {unlisted_count} no longer listed)")
+                } else {
+                    String::new()
+                },
                 applied.rules_added(),
                 applied.rules_removed()
             ),
         })?;
         Ok((batch_id, applied))
     });
+    report.unlisted = report_unlisted;
     match result {
         Ok((batch_id, applied)) => {
             report.batch_id = Some(batch_id);
@@ -326,13 +365,29 @@ pub fn import(
             Ok(report)
         }
         Err(StoreError::Aborted(why)) => {
-            let batch_id = hold(store, source, origin, &items, defaults, now, who, &why)?;
+            let batch_id = hold(
+                store, source, origin, &items, defaults, now, who, &why, snapshot,
+            )?;
             report.batch_id = Some(batch_id);
             report.held = Some(why.split("; ").map(str::to_owned).collect());
             Ok(report)
         }
         Err(e) => Err(e),
     }
+}
+
+/// Indicators `source_id` observes that are not among `listed` (a snapshot's ids).
+pub(crate) fn unlisted_by(
+    tx: &mut dyn Tx,
+    source_id: i64,
+    listed: &[i64],
+) -> store::Result<Vec<i64>> {
+    let listed: HashSet<i64> = listed.iter().copied().collect();
+    Ok(tx
+        .indicators_of_source(source_id)?
+        .into_iter()
+        .filter(|id| !listed.contains(id))
+        .collect())
 }
 
 /// Parks a tripped batch's observations for review.
@@ -346,6 +401,7 @@ fn hold(
     now: Timestamp,
     who: &str,
     why: &str,
+    snapshot: bool,
 ) -> store::Result<i64> {
     store.write(|tx| {
         let src = tx.source_upsert(source)?;
@@ -360,6 +416,9 @@ fn hold(
             note: why.to_owned(),
         })?;
         tx.held_insert(batch_id, &rows)?;
+        if snapshot {
+            tx.batch_mark_snapshot(batch_id)?;
+        }
         tx.audit(&AuditEntry {
             at: now,
             who: who.to_owned(),
@@ -372,10 +431,9 @@ fn hold(
 }
 
 fn feed_counts(tx: &mut dyn Tx) -> store::Result<HashMap<String, usize>> {
-    let mut counts = HashMap::new();
-    for f in tx.feeds()? {
-        let n = tx.feed_rule_count(&f.name)?;
-        counts.insert(f.name, usize::try_from(n).unwrap_or(usize::MAX));
-    }
-    Ok(counts)
+    Ok(tx
+        .feeds()?
+        .into_iter()
+        .map(|f| (f.name, usize::try_from(f.rules).unwrap_or(usize::MAX)))
+        .collect())
 }

@@ -16,6 +16,7 @@ pub mod ingest;
 pub mod keys;
 mod ops;
 pub mod partners;
+pub mod pull;
 pub mod serve_config;
 mod zones;
 
@@ -85,5 +86,31 @@ impl Hub {
             config: &self.config,
         };
         ingest::import(&mut self.store, job, batch, &cx, now, who)
+    }
+
+    /// Imports a parsed full snapshot of the job's source: what the source listed
+    /// before and `parsed` does not list loses the source's observation (see
+    /// [`ingest::import_snapshot`]).
+    pub fn import_snapshot(
+        &mut self,
+        job: &ImportJob<'_>,
+        parsed: &formats::Parsed,
+        now: indicator::Timestamp,
+        who: &str,
+    ) -> store::Result<ImportReport> {
+        let batch = prepare(parsed);
+        let cx = Context {
+            psl: &self.psl,
+            lists: &self.lists,
+            config: &self.config,
+        };
+        ingest::import_snapshot(&mut self.store, job, batch, &cx, now, who)
+    }
+
+    /// Reads the allowlists again from the store (another process may have loaded
+    /// one since this hub opened; a long-running importer calls this before each
+    /// import).
+    pub fn refresh_lists(&mut self) -> store::Result<()> {
+        self.reload_lists()
     }
 }

@@ -234,7 +234,9 @@ impl Hub {
     }
 
     /// Approves a held batch: its observations join the evidence and the changes are
-    /// published, bypassing the breaker (a person looked).
+    /// published, bypassing the breaker (a person looked). A held snapshot also
+    /// withdraws the source's observations of what it no longer lists, unless a newer
+    /// batch of that source came since (then it is refused: reject it).
     pub fn approve(
         &mut self,
         batch_id: i64,
@@ -255,7 +257,26 @@ impl Hub {
             }
             let rows = tx.held_take(batch_id)?;
             tx.observations_merge(&rows)?;
-            let ids = unique_ids(rows.iter().map(|r| r.indicator_id));
+            let mut ids: Vec<i64> = rows.iter().map(|r| r.indicator_id).collect();
+            if tx.batch_is_snapshot(batch_id)? {
+                // A full snapshot: what the source no longer lists goes too. Only the
+                // source's newest batch can say what it lists now.
+                if let Some(newer) = tx.batches(None)?.into_iter().find(|b| {
+                    b.source_id == batch.source_id
+                        && b.id > batch_id
+                        && b.status != BatchStatus::Rejected
+                }) {
+                    return Err(StoreError::Invalid(format!(
+                        "batch {batch_id} is a snapshot superseded by batch {} of the same \
+                         source; reject it",
+                        newer.id
+                    )));
+                }
+                let unlisted = crate::ingest::unlisted_by(tx, batch.source_id, &ids)?;
+                tx.observations_delete(batch.source_id, &unlisted)?;
+                ids.extend(unlisted);
+            }
+            let ids = unique_ids(ids);
             let cx = analysis::Context { psl, lists, config };
             let applied = recompute(tx, &ids, &cx, now, Some(batch_id))?;
             tx.batch_set_status(batch_id, BatchStatus::Approved, note)?;

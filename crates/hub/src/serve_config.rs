@@ -11,6 +11,11 @@
 //! name = "isp-a"
 //! feeds = ["phishing", "malware"]
 //! tsig = { name = "sharedefend-isp-a", algorithm = "hmac-sha256", secret = "…" }
+//!
+//! [[feed_source]]                       # see pull::FeedSource
+//! name = "openphish"
+//! url = "https://openphish.example/feed.txt"
+//! interval = "15m"
 //! ```
 //!
 //! It lives in the hub because it joins the parts the hub runs (the `dns` front, the
@@ -34,6 +39,9 @@ pub struct ServeConfig {
     pub http: HttpConfig,
     #[serde(default, rename = "partner")]
     pub partners: Vec<dns::PartnerConfig>,
+    /// Feeds the hub pulls on a schedule.
+    #[serde(default, rename = "feed_source")]
+    pub feed_sources: Vec<crate::pull::FeedSource>,
 }
 
 /// A configuration file that cannot be used, with what is wrong and where. The
@@ -73,6 +81,8 @@ impl ServeConfig {
             }
         })?;
         config.dns().validate()?;
+        crate::pull::validate(&config.feed_sources)
+            .map_err(|message| ServeConfigError::Other { message })?;
         Ok(config)
     }
 

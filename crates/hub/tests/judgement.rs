@@ -664,3 +664,129 @@ fn fresh_import_decides_as_the_stored_evidence_does() {
     };
     assert_eq!(outcome(&before), outcome(&after));
 }
+
+/// `all` is the union of the category feeds, kept without storing rules twice: a
+/// rule two feeds publish is in it once and leaves only when it leaves both, and
+/// IXFR of `all` from any serial is the exact difference.
+#[test]
+fn all_is_the_union_of_the_category_feeds() {
+    use dns::ZoneSource;
+
+    let mut hub = hub("union");
+    let t0 = ts("2026-09-01T00:00:00Z");
+    let import = |hub: &mut Hub, name: &str, text: &str, category: Category| {
+        import_into(
+            hub,
+            &source(name, 0.9, None),
+            name,
+            &parse_text(text),
+            &ImportDefaults {
+                category,
+                ..Default::default()
+            },
+            t0,
+            "test",
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    };
+    // A phishing report of the domain: exact + wildcard in `phishing`. A malware
+    // report of a URL on it: the host exactly, in `malware`.
+    import(&mut hub, "phish-feed", "both.example\n", Category::Phishing);
+    let report = import(
+        &mut hub,
+        "malware-feed",
+        "http://both.example/payload.exe\n",
+        Category::Malware,
+    );
+    assert!(
+        report.applied.feeds.contains_key("malware") && !report.applied.feeds.contains_key("all"),
+        "the host was in `all` already: {:?}",
+        report.applied.feeds.keys().collect::<Vec<_>>()
+    );
+    let all_rules = |hub: &mut Hub| -> Vec<String> {
+        hub.store
+            .read(|tx| tx.feed_rules("all"))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .into_iter()
+            .map(|r| r.trigger)
+            .collect()
+    };
+    assert_eq!(all_rules(&mut hub), ["*.both.example", "both.example"]);
+    assert_eq!(rules(&mut hub, "malware").0.len(), 1);
+    let e = hub
+        .explain("both.example", t0)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let in_all: Vec<_> = e.matched_by.iter().filter(|r| r.feed == "all").collect();
+    assert_eq!(e.matched_by.len(), 3, "{:?}", e.matched_by);
+    assert!(
+        matches!(&in_all[..], [r] if r.trigger == "both.example"
+            && r.action == "nxdomain"
+            && r.serial == Some(1)),
+        "{in_all:?}"
+    );
+
+    let dir = std::env::temp_dir().join(format!("sharedefend-hub-union-{}", std::process::id()));
+    let zones = hub::StoreZones::new(Store::open_sqlite(&dir).unwrap_or_else(|e| panic!("{e}")));
+    let owners = |rules: &[dns::ZoneRule]| -> Vec<String> {
+        let mut o: Vec<String> = rules.iter().map(|r| r.owner.clone()).collect();
+        o.sort();
+        o
+    };
+    let serial = |zones: &hub::StoreZones| {
+        zones
+            .zones()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .into_iter()
+            .find(|z| z.feed == "all")
+            .map(|z| z.serial)
+    };
+    assert_eq!(serial(&zones), Some(1));
+
+    // Past the phishing lifetime, not the malware one: `phishing` loses both rules,
+    // `all` only the wildcard.
+    hub.sweep(ts("2026-09-05T00:00:00Z"), "test")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(rules(&mut hub, "phishing").0.is_empty());
+    assert_eq!(all_rules(&mut hub), ["both.example"]);
+    assert_eq!(serial(&zones), Some(2));
+    let delta = zones
+        .delta("all", 1)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("no delta"));
+    assert_eq!(
+        (owners(&delta.removed), owners(&delta.added)),
+        (vec!["*.both.example".to_owned()], vec![])
+    );
+    // Past the malware lifetime too: now it leaves `all`.
+    hub.sweep(ts("2026-10-15T00:00:00Z"), "test")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(all_rules(&mut hub).is_empty());
+    assert_eq!(serial(&zones), Some(3));
+    let delta = zones
+        .delta("all", 1)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("no delta"));
+    assert_eq!(
+        (owners(&delta.removed), owners(&delta.added)),
+        (
+            vec!["*.both.example".to_owned(), "both.example".to_owned()],
+            vec![]
+        )
+    );
+    let delta = zones
+        .delta("all", 0)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("no delta"));
+    assert!(
+        delta.removed.is_empty() && delta.added.is_empty(),
+        "from an empty zone to an empty zone: {delta:?}"
+    );
+    let snapshot = zones
+        .snapshot("all")
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("no zone"));
+    assert!(snapshot.rules.is_empty());
+    hub.store
+        .read(|tx| tx.integrity_check())
+        .unwrap_or_else(|e| panic!("{e}"));
+}

@@ -2,9 +2,10 @@
 //!
 //! Everything the hub knows lives here: sources and their trust, every observation
 //! with its provenance, the decision for each indicator, the rules each feed publishes
-//! (reference-counted, because several indicators can support one rule), the journal
-//! of every published change under a serial that only grows, allowlists, batches held
-//! for review, and the audit log. SQLite (bundled, WAL) is the embedded default;
+//! (reference-counted, because several indicators can support one rule; one feed may
+//! be the union of all the others, stored once), the journal of every published
+//! change under a serial that only grows, allowlists, batches held for review, and
+//! the audit log. SQLite (bundled, WAL) is the embedded default;
 //! PostgreSQL is the production store. Both run the same schema and migrations, and
 //! the same test suite (`tests/suite.rs`) runs against both.
 //!
@@ -19,6 +20,7 @@ mod sqlite;
 
 pub use model::*;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// `t` as the store keeps it: whole seconds. What a caller reads back of a time it
@@ -164,6 +166,9 @@ pub trait Tx {
     fn held_insert(&mut self, batch_id: i64, rows: &[ObservationRow]) -> Result<()>;
     /// Returns and removes a held batch's observations.
     fn held_take(&mut self, batch_id: i64) -> Result<Vec<ObservationRow>>;
+    /// Marks a batch as a full snapshot of its source (see `hub::pull`).
+    fn batch_mark_snapshot(&mut self, batch_id: i64) -> Result<()>;
+    fn batch_is_snapshot(&mut self, batch_id: i64) -> Result<bool>;
 
     // --- decisions
     fn decisions_of(&mut self, indicator_ids: &[i64]) -> Result<Vec<DecisionRow>>;
@@ -174,17 +179,53 @@ pub trait Tx {
     fn decisions_in_state(&mut self, state: &str) -> Result<Vec<(IndicatorRow, DecisionRow)>>;
 
     // --- feed rules (reference-counted) and the journal
-    /// Adjusts reference counts of `(trigger, action)` rules in `feed` by the given
-    /// deltas; returns the rules that appeared (0 → n) and disappeared (n → 0).
-    fn feed_rules_adjust(&mut self, feed: &str, deltas: &[RuleDelta]) -> Result<RuleChanges>;
-    /// The feed's current rules, sorted by trigger.
+    /// Adjusts reference counts of `(trigger, action)` rules in several feeds by the
+    /// given deltas (in any order, a rule possibly repeated: they are summed), and
+    /// returns, for each feed named in `deltas` and for the union feed if there is
+    /// one, the rules that appeared (0 → n) and disappeared (n → 0), in order of
+    /// first appearance in `deltas`. Fails, changing nothing the caller can commit,
+    /// if a count would go below zero.
+    ///
+    /// With a union feed (see [`Tx::feed_declare_union`]), a rule is in the union
+    /// while any feed has it; the union's changes are those of that set, so a rule
+    /// moving from one feed to another in one call neither leaves nor re-enters it.
+    /// Deltas given for the union feed itself count rules only it carries. Every
+    /// change returned must be journaled (`journal_append`) in the same transaction.
+    fn rules_adjust(&mut self, deltas: &RuleDeltas) -> Result<BTreeMap<String, RuleChanges>>;
+    /// [`Tx::rules_adjust`] of one feed, returning that feed's changes. Fails if it
+    /// would change the union feed's rules, whose changes it could not return.
+    fn feed_rules_adjust(&mut self, feed: &str, deltas: &[RuleDelta]) -> Result<RuleChanges> {
+        let mut all = RuleDeltas::new();
+        all.insert(feed.to_owned(), deltas.to_vec());
+        let mut changes = self.rules_adjust(&all)?;
+        if let Some((union, _)) = changes.iter().find(|(f, c)| *f != feed && !c.is_empty()) {
+            return Err(StoreError::Invalid(format!(
+                "adjusting feed {feed:?} changes the union feed {union:?}: use rules_adjust"
+            )));
+        }
+        Ok(changes.remove(feed).unwrap_or_default())
+    }
+    /// The feed's current rules, sorted by trigger (for the union feed: the rules
+    /// of every feed, each once).
     fn feed_rules(&mut self, feed: &str) -> Result<Vec<RuleText>>;
-    fn feed_rule_count(&mut self, feed: &str) -> Result<u64>;
+    fn feed_rule_count(&mut self, feed: &str) -> Result<u64> {
+        Ok(self
+            .feeds()?
+            .into_iter()
+            .find(|f| f.name == feed)
+            .map_or(0, |f| f.rules))
+    }
     /// All feeds with their current serials (created on first use with serial 0).
     fn feeds(&mut self) -> Result<Vec<FeedRow>>;
     fn feed_ensure(&mut self, feed: &str) -> Result<FeedRow>;
+    /// Makes `feed` the store's union feed (creating it if needed): from then on
+    /// its rules are the rules of every feed, kept without storing them twice. A
+    /// no-op if it is already. Fails if another feed is the union, or if any other
+    /// feed has rules already (they would join the union without a journal entry).
+    fn feed_declare_union(&mut self, feed: &str) -> Result<FeedRow>;
     /// Appends a journal entry: serial = current + 1 (never reused, never lower);
-    /// updates the feed's serial; returns the new serial.
+    /// updates the feed's serial; returns the new serial. Triggers and actions may
+    /// not contain line breaks.
     fn journal_append(
         &mut self,
         feed: &str,
@@ -194,8 +235,18 @@ pub trait Tx {
     ) -> Result<u32>;
     /// Journal entries of `feed` with serial > `after`, oldest first.
     fn journal_since(&mut self, feed: &str, after: u32) -> Result<Vec<JournalEntry>>;
-    /// The serial at which `rule` last appeared in `feed`, if it is there now.
-    fn rule_published_serial(&mut self, feed: &str, trigger: &str) -> Result<Option<u32>>;
+    /// The rules of `feed` with this trigger (one per action), each with the serial
+    /// at which it last appeared in the feed, by action.
+    fn rule_serials(&mut self, feed: &str, trigger: &str) -> Result<Vec<(String, u32)>>;
+    /// The serial at which `rule` last appeared in `feed`, if it is there now (the
+    /// latest of its actions).
+    fn rule_published_serial(&mut self, feed: &str, trigger: &str) -> Result<Option<u32>> {
+        Ok(self
+            .rule_serials(feed, trigger)?
+            .into_iter()
+            .map(|(_, s)| s)
+            .max())
+    }
 
     // --- allowlists
     fn allow_replace_list(&mut self, list: &str, entries: &[AllowRow]) -> Result<()>;
@@ -205,4 +256,11 @@ pub trait Tx {
     // --- audit
     fn audit(&mut self, entry: &AuditEntry) -> Result<()>;
     fn audit_for(&mut self, target: &str) -> Result<Vec<AuditEntry>>;
+
+    // --- scheduled pulls: the hub's per-source state, opaque text to the store
+    /// Creates or replaces the pull state of `source`.
+    fn pull_state_put(&mut self, source: &str, state: &str, at: Timestamp) -> Result<()>;
+    fn pull_state(&mut self, source: &str) -> Result<Option<String>>;
+    /// Every source's pull state, by source name.
+    fn pull_states(&mut self) -> Result<Vec<(String, String)>>;
 }

@@ -5,6 +5,8 @@
 //! are small JSON arrays. Converting to and from the core types is the caller's job,
 //! so a schema change never ripples into `indicator` or `analysis`.
 
+use std::collections::BTreeMap;
+
 pub use jiff::Timestamp;
 
 /// Kind of source.
@@ -138,6 +140,9 @@ pub struct RuleDelta {
     pub delta: i64,
 }
 
+/// Changes of rule reference counts, per feed: what [`crate::Tx::rules_adjust`] takes.
+pub type RuleDeltas = BTreeMap<String, Vec<RuleDelta>>;
+
 /// Rules that appeared in or disappeared from a feed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RuleChanges {
@@ -156,6 +161,12 @@ pub struct FeedRow {
     pub name: String,
     pub serial: u32,
     pub updated_at: Option<Timestamp>,
+    /// How many rules the feed has now (kept with every change, not counted).
+    pub rules: u64,
+    /// Whether this is the union feed (see [`crate::Tx::feed_declare_union`]): its
+    /// rules are every rule of every feed, and its own rows only those it alone
+    /// carries.
+    pub union: bool,
 }
 
 /// One published change of one feed: serial N-1 → N.

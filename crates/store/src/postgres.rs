@@ -15,21 +15,21 @@
 //! interleave their journals. Reads run in `REPEATABLE READ, READ ONLY`
 //! transactions: one snapshot, no writes.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
-use postgres::binary_copy::BinaryCopyInWriter;
-use postgres::types::{ToSql, Type};
+use postgres::types::ToSql;
 use postgres::{Client, IsolationLevel, NoTls, Row, Statement, Transaction};
 
 use crate::schema::{
     self, Columns, allow_cols, audit_cols, batch_cols, decision_cols, feed_cols, indicator_cols,
     observation_cols, observation_merge, published_states, source_cols,
 };
+use crate::schema::{Adjustment, RowOp, Stored};
 use crate::{
     AllowRow, AuditEntry, BatchRow, BatchStatus, DecisionRow, FeedRow, IndicatorKey, IndicatorRow,
     JournalEntry, NewBatch, NewSource, ObservationRow, ObservationWithSource, Result, RuleChanges,
-    RuleDelta, RuleText, SourceRow, StoreError, Timestamp, Tx,
+    RuleDeltas, RuleText, SourceRow, StoreError, Timestamp, Tx,
 };
 
 /// Rows per bulk statement: large enough that round trips do not matter, small
@@ -216,6 +216,19 @@ impl PgTx<'_> {
     ) -> Result<T> {
         self.row(sql, params, f)?
             .ok_or_else(|| StoreError::Invalid(format!("no row from {sql}")))
+    }
+
+    /// The union feed, if the store has one.
+    fn union_feed(&mut self) -> Result<Option<FeedRow>> {
+        self.row(
+            concat!("SELECT ", feed_cols!(), " FROM feeds WHERE kind = 'union'"),
+            &[],
+            schema::feed,
+        )
+    }
+
+    fn is_union(&mut self, feed: &str) -> Result<bool> {
+        Ok(self.union_feed()?.is_some_and(|u| u.name == feed))
     }
 
     /// Observations through `sql` (an insert of the rows whose indicator and source
@@ -645,6 +658,24 @@ impl Tx for PgTx<'_> {
         )
     }
 
+    fn batch_mark_snapshot(&mut self, batch_id: i64) -> Result<()> {
+        self.execute(
+            "INSERT INTO snapshot_batches (batch_id) VALUES ($1) ON CONFLICT DO NOTHING",
+            &[&batch_id],
+        )?;
+        Ok(())
+    }
+
+    fn batch_is_snapshot(&mut self, batch_id: i64) -> Result<bool> {
+        Ok(self
+            .row(
+                "SELECT 1::int8 FROM snapshot_batches WHERE batch_id = $1",
+                &[&batch_id],
+                |r| r.int(0),
+            )?
+            .is_some())
+    }
+
     fn decisions_of(&mut self, indicator_ids: &[i64]) -> Result<Vec<DecisionRow>> {
         let ids = schema::unique_ids(indicator_ids);
         let mut out = Vec::with_capacity(ids.len());
@@ -736,96 +767,138 @@ impl Tx for PgTx<'_> {
         )
     }
 
-    fn feed_rules_adjust(&mut self, feed: &str, deltas: &[RuleDelta]) -> Result<RuleChanges> {
-        let current = self.feed_ensure(feed)?;
-        // A rule that appears is published by the journal entry that follows in this
-        // transaction; `integrity_check` verifies no rule is ahead of its feed.
-        let publishing = schema::next_serial(feed, i64::from(current.serial))?;
-        let net = schema::net_deltas(deltas);
-        let mut changes = RuleChanges::default();
-        for chunk in net.chunks(CHUNK) {
-            let triggers: Vec<&str> = chunk.iter().map(|(r, _)| r.trigger.as_str()).collect();
-            let actions: Vec<&str> = chunk.iter().map(|(r, _)| r.action.as_str()).collect();
-            let old = self.rows(
-                "SELECT COALESCE(r.refcount, 0)
-                 FROM UNNEST($2::text[], $3::text[]) WITH ORDINALITY AS k(trigger, action, ord)
-                 LEFT JOIN feed_rules r
-                     ON r.feed = $1 AND r.trigger = k.trigger AND r.action = k.action
+    fn rules_adjust(&mut self, deltas: &RuleDeltas) -> Result<BTreeMap<String, RuleChanges>> {
+        let union = self.union_feed()?;
+        let mut adjustment = Adjustment::new(deltas, union.as_ref().map(|u| u.name.as_str()));
+        for slot in 0..adjustment.slots.len() {
+            let name = adjustment.slots[slot].name.clone();
+            let feed = self.feed_ensure(&name)?;
+            adjustment.set_serial(slot, i64::from(feed.serial))?;
+        }
+        let rules: Vec<&RuleText> = adjustment.rules().collect();
+        let mut ops = Vec::new();
+        let mut stored = Vec::new();
+        let mut done = 0;
+        for chunk in rules.chunks(CHUNK) {
+            let triggers: Vec<&str> = chunk.iter().map(|r| r.trigger.as_str()).collect();
+            let actions: Vec<&str> = chunk.iter().map(|r| r.action.as_str()).collect();
+            // Every feed's row of each rule, by the rule's position in the chunk.
+            let rows = self.rows(
+                "SELECT k.ord, r.feed, r.refcount, r.union_serial
+                 FROM UNNEST($1::text[], $2::text[]) WITH ORDINALITY AS k(trigger, action, ord)
+                 JOIN feed_rules r ON r.trigger = k.trigger AND r.action = k.action
                  ORDER BY k.ord",
-                &[&feed, &triggers, &actions],
-                |r| r.int(0),
+                &[&triggers, &actions],
+                |r| Ok((r.int(0)?, r.text(1)?, r.int(2)?, r.int(3)?)),
             )?;
-            if old.len() != chunk.len() {
-                return Err(StoreError::Invalid(format!(
-                    "feed {feed:?}: {} reference counts for {} rules",
-                    old.len(),
-                    chunk.len()
-                )));
-            }
+            let mut rows = rows.into_iter().peekable();
             let (mut insert, mut update, mut delete) = (
                 RuleColumns::default(),
                 RuleColumns::default(),
                 RuleColumns::default(),
             );
-            for ((rule, delta), old) in chunk.iter().zip(old) {
-                let new = schema::adjusted(feed, rule, old, *delta)?;
-                if old == 0 {
-                    insert.push(rule, new);
-                    changes.added.push((*rule).clone());
-                } else if new == 0 {
-                    delete.push(rule, new);
-                    changes.removed.push((*rule).clone());
-                } else {
-                    update.push(rule, new);
+            for (ord, rule) in (1_i64..).zip(chunk) {
+                stored.clear();
+                while let Some((_, feed, refcount, union_serial)) = rows.next_if(|r| r.0 == ord) {
+                    stored.push(Stored {
+                        slot: adjustment.slot_of(&feed),
+                        refcount,
+                        union_serial,
+                    });
+                }
+                adjustment.plan(done, &stored, &mut ops)?;
+                done += 1;
+                for op in &ops {
+                    match *op {
+                        RowOp::Insert {
+                            slot,
+                            refcount,
+                            union_serial,
+                        } => insert.push(rule, slot, refcount, union_serial),
+                        RowOp::Update { slot, refcount } => update.push(rule, slot, refcount, 0),
+                        RowOp::Delete { slot } => delete.push(rule, slot, 0, 0),
+                    }
                 }
             }
-            if !insert.is_empty() {
+            let feeds = |c: &RuleColumns<'_>| -> Vec<String> {
+                c.slots
+                    .iter()
+                    .map(|&s| adjustment.slots[s].name.clone())
+                    .collect()
+            };
+            if !delete.is_empty() {
                 self.execute(
-                    "INSERT INTO feed_rules (feed, trigger, action, refcount, serial_added)
-                     SELECT $1::text, k.trigger, k.action, k.refcount, $5::int8
-                     FROM UNNEST($2::text[], $3::text[], $4::int8[]) AS k(trigger, action, refcount)",
-                    &[&feed, &insert.triggers, &insert.actions, &insert.counts, &publishing],
+                    "DELETE FROM feed_rules r
+                     USING UNNEST($1::text[], $2::text[], $3::text[]) AS k(trigger, action, feed)
+                     WHERE r.trigger = k.trigger AND r.action = k.action AND r.feed = k.feed",
+                    &[&delete.triggers, &delete.actions, &feeds(&delete)],
                 )?;
             }
             if !update.is_empty() {
                 self.execute(
                     "UPDATE feed_rules r SET refcount = k.refcount
-                     FROM UNNEST($2::text[], $3::text[], $4::int8[]) AS k(trigger, action, refcount)
-                     WHERE r.feed = $1 AND r.trigger = k.trigger AND r.action = k.action",
-                    &[&feed, &update.triggers, &update.actions, &update.counts],
+                     FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[])
+                         AS k(trigger, action, feed, refcount)
+                     WHERE r.trigger = k.trigger AND r.action = k.action AND r.feed = k.feed",
+                    &[
+                        &update.triggers,
+                        &update.actions,
+                        &feeds(&update),
+                        &update.counts,
+                    ],
                 )?;
             }
-            if !delete.is_empty() {
+            if !insert.is_empty() {
+                let serials: Vec<i64> = insert
+                    .slots
+                    .iter()
+                    .map(|&s| adjustment.slots[s].publishing)
+                    .collect();
                 self.execute(
-                    "DELETE FROM feed_rules r USING UNNEST($2::text[], $3::text[]) AS k(trigger, action)
-                     WHERE r.feed = $1 AND r.trigger = k.trigger AND r.action = k.action",
-                    &[&feed, &delete.triggers, &delete.actions],
+                    "INSERT INTO feed_rules (trigger, action, feed, refcount, serial_added, union_serial)
+                     SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[],
+                         $5::int8[], $6::int8[])",
+                    &[
+                        &insert.triggers,
+                        &insert.actions,
+                        &feeds(&insert),
+                        &insert.counts,
+                        &serials,
+                        &insert.union_serials,
+                    ],
                 )?;
             }
         }
-        Ok(changes)
+        for s in adjustment.slots.iter().filter(|s| s.count != 0) {
+            self.execute(
+                "UPDATE feeds SET rules = rules + $2 WHERE name = $1",
+                &[&s.name, &s.count],
+            )?;
+        }
+        Ok(adjustment.into_changes())
     }
 
     fn feed_rules(&mut self, feed: &str) -> Result<Vec<RuleText>> {
-        self.rows(
-            "SELECT trigger, action FROM feed_rules WHERE feed = $1 ORDER BY trigger, action",
-            &[&feed],
-            |r| {
-                Ok(RuleText {
-                    trigger: r.text(0)?,
-                    action: r.text(1)?,
-                })
-            },
-        )
-    }
-
-    fn feed_rule_count(&mut self, feed: &str) -> Result<u64> {
-        let n = self.one(
-            "SELECT COUNT(*) FROM feed_rules WHERE feed = $1",
-            &[&feed],
-            |r| r.int(0),
-        )?;
-        Ok(count(n))
+        let rule = |r: &dyn Columns| {
+            Ok(RuleText {
+                trigger: r.text(0)?,
+                action: r.text(1)?,
+            })
+        };
+        if self.is_union(feed)? {
+            self.rows(
+                "SELECT trigger, action FROM feed_rules GROUP BY trigger, action
+                 ORDER BY trigger, action",
+                &[],
+                rule,
+            )
+        } else {
+            self.rows(
+                "SELECT trigger, action FROM feed_rules WHERE feed = $1 ORDER BY trigger, action",
+                &[&feed],
+                rule,
+            )
+        }
     }
 
     fn feeds(&mut self) -> Result<Vec<FeedRow>> {
@@ -848,6 +921,31 @@ impl Tx for PgTx<'_> {
         )
     }
 
+    fn feed_declare_union(&mut self, feed: &str) -> Result<FeedRow> {
+        if let Some(union) = self.union_feed()? {
+            return if union.name == feed {
+                Ok(union)
+            } else {
+                Err(schema::other_union(feed, &union.name))
+            };
+        }
+        let others = self.one(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM feed_rules WHERE feed <> $1 LIMIT 1) o",
+            &[&feed],
+            |r| r.int(0),
+        )? > 0;
+        if others {
+            return Err(schema::union_over_rules(feed));
+        }
+        self.feed_ensure(feed)?;
+        self.execute("UPDATE feeds SET kind = 'union' WHERE name = $1", &[&feed])?;
+        self.execute(
+            "UPDATE feed_rules SET union_serial = serial_added WHERE feed = $1",
+            &[&feed],
+        )?;
+        self.feed_ensure(feed)
+    }
+
     fn journal_append(
         &mut self,
         feed: &str,
@@ -855,6 +953,7 @@ impl Tx for PgTx<'_> {
         at: Timestamp,
         batch_id: Option<i64>,
     ) -> Result<u32> {
+        let chunks = schema::journal_chunks(feed, &changes.added, &changes.removed)?;
         let current = self.feed_ensure(feed)?;
         let serial = schema::next_serial(feed, i64::from(current.serial))?;
         let at = schema::secs(at);
@@ -866,27 +965,20 @@ impl Tx for PgTx<'_> {
             "INSERT INTO journal (feed, serial, at, batch_id) VALUES ($1, $2, $3, $4)",
             &[&feed, &serial, &at, &batch_id],
         )?;
-        // New rows only (a new serial): copied in, not inserted.
-        let mut copy = BinaryCopyInWriter::new(
-            self.tx.copy_in(
-                "COPY journal_changes (feed, serial, seq, op, trigger, action)
-                 FROM STDIN (FORMAT binary)",
-            )?,
-            &[
-                Type::TEXT,
-                Type::INT8,
-                Type::INT8,
-                Type::TEXT,
-                Type::TEXT,
-                Type::TEXT,
-            ],
-        );
-        for (seq, (op, rule)) in
-            (0_i64..).zip(schema::journal_ops(&changes.added, &changes.removed))
-        {
-            copy.write(&[&feed, &serial, &seq, &op, &rule.trigger, &rule.action])?;
+        // A few megabytes per statement.
+        for part in chunks.chunks(64) {
+            let seqs: Vec<i64> = part.iter().map(|c| c.seq).collect();
+            let ops: Vec<&str> = part.iter().map(|c| c.op).collect();
+            let actions: Vec<&str> = part.iter().map(|c| c.action).collect();
+            let triggers: Vec<&str> = part.iter().map(|c| c.triggers.as_str()).collect();
+            self.execute(
+                "INSERT INTO journal_chunks (feed, serial, seq, op, action, triggers)
+                 SELECT $1, $2, k.seq, k.op, k.action, k.triggers
+                 FROM UNNEST($3::int8[], $4::text[], $5::text[], $6::text[])
+                     AS k(seq, op, action, triggers)",
+                &[&feed, &serial, &seqs, &ops, &actions, &triggers],
+            )?;
         }
-        copy.finish()?;
         schema::serial_of(serial)
     }
 
@@ -897,28 +989,34 @@ impl Tx for PgTx<'_> {
             &[&feed, &after],
             |r| Ok((r.int(0)?, r.int(1)?, r.int_opt(2)?)),
         )?;
-        let changes = self.rows(
-            "SELECT serial, op, trigger, action FROM journal_changes
+        let chunks = self.rows(
+            "SELECT serial, op, action, triggers FROM journal_chunks
              WHERE feed = $1 AND serial > $2 ORDER BY serial, seq",
             &[&feed, &after],
-            |r| {
-                let rule = RuleText {
-                    trigger: r.text(2)?,
-                    action: r.text(3)?,
-                };
-                Ok((r.int(0)?, r.text(1)?, rule))
-            },
+            |r| Ok((r.int(0)?, r.text(1)?, r.text(2)?, r.text(3)?)),
         )?;
-        schema::assemble_journal(feed, entries, changes)
+        schema::assemble_journal(feed, entries, chunks)
     }
 
-    fn rule_published_serial(&mut self, feed: &str, trigger: &str) -> Result<Option<u32>> {
-        let serial = self.one(
-            "SELECT MAX(serial_added) FROM feed_rules WHERE feed = $1 AND trigger = $2",
-            &[&feed, &trigger],
-            |r| r.int_opt(0),
-        )?;
-        serial.map(schema::serial_of).transpose()
+    fn rule_serials(&mut self, feed: &str, trigger: &str) -> Result<Vec<(String, u32)>> {
+        let rows = if self.is_union(feed)? {
+            self.rows(
+                "SELECT action, MAX(union_serial) FROM feed_rules WHERE trigger = $1
+                 GROUP BY action ORDER BY action",
+                &[&trigger],
+                |r| Ok((r.text(0)?, r.int(1)?)),
+            )?
+        } else {
+            self.rows(
+                "SELECT action, serial_added FROM feed_rules WHERE trigger = $1 AND feed = $2
+                 ORDER BY action",
+                &[&trigger, &feed],
+                |r| Ok((r.text(0)?, r.int(1)?)),
+            )?
+        };
+        rows.into_iter()
+            .map(|(action, serial)| Ok((action, schema::serial_of(serial)?)))
+            .collect()
     }
 
     fn allow_replace_list(&mut self, list: &str, entries: &[AllowRow]) -> Result<()> {
@@ -999,21 +1097,51 @@ impl Tx for PgTx<'_> {
             schema::audit,
         )
     }
+
+    fn pull_state_put(&mut self, source: &str, state: &str, at: Timestamp) -> Result<()> {
+        self.execute(
+            "INSERT INTO pull_state (source, state, updated_at) VALUES ($1, $2, $3)
+             ON CONFLICT (source) DO UPDATE SET state = excluded.state,
+                 updated_at = excluded.updated_at",
+            &[&source, &state, &schema::secs(at)],
+        )?;
+        Ok(())
+    }
+
+    fn pull_state(&mut self, source: &str) -> Result<Option<String>> {
+        self.row(
+            "SELECT state FROM pull_state WHERE source = $1",
+            &[&source],
+            |r| r.text(0),
+        )
+    }
+
+    fn pull_states(&mut self) -> Result<Vec<(String, String)>> {
+        self.rows(
+            "SELECT source, state FROM pull_state ORDER BY source",
+            &[],
+            |r| Ok((r.text(0)?, r.text(1)?)),
+        )
+    }
 }
 
-/// Rules and reference counts as one array per column.
+/// Rule rows as one array per column (feeds as slots of the adjustment).
 #[derive(Default)]
 struct RuleColumns<'a> {
     triggers: Vec<&'a str>,
     actions: Vec<&'a str>,
+    slots: Vec<usize>,
     counts: Vec<i64>,
+    union_serials: Vec<i64>,
 }
 
 impl<'a> RuleColumns<'a> {
-    fn push(&mut self, rule: &'a RuleText, count: i64) {
+    fn push(&mut self, rule: &'a RuleText, slot: usize, count: i64, union_serial: i64) {
         self.triggers.push(&rule.trigger);
         self.actions.push(&rule.action);
+        self.slots.push(slot);
         self.counts.push(count);
+        self.union_serials.push(union_serial);
     }
     fn is_empty(&self) -> bool {
         self.triggers.is_empty()

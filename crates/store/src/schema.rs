@@ -10,13 +10,13 @@
 //! store's invariants as queries, and the in-memory merge rules bulk statements rely
 //! on.
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::{
     AllowRow, AuditEntry, BatchRow, BatchStatus, DecisionRow, FeedRow, IndicatorRow, JournalEntry,
-    NewSource, ObservationRow, ObservationWithSource, Result, RuleDelta, RuleText, SourceKind,
-    SourceRow, StoreError, Timestamp,
+    NewSource, ObservationRow, ObservationWithSource, Result, RuleChanges, RuleDeltas, RuleText,
+    SourceKind, SourceRow, StoreError, Timestamp,
 };
 
 /// One schema step.
@@ -29,7 +29,7 @@ pub(crate) struct Migration {
 }
 
 /// The version this build writes.
-pub(crate) const LATEST: i64 = 2;
+pub(crate) const LATEST: i64 = 4;
 
 /// Every step, oldest first. Append only: a shipped step is never edited.
 pub(crate) const MIGRATIONS: &[Migration] = &[
@@ -44,6 +44,19 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         description: "indexes for per-source, per-state and per-target lookups",
         sqlite: V2,
         postgres: V2,
+    },
+    Migration {
+        version: 3,
+        description: "union feed: `all` derived from the other feeds; feed rules keyed by rule; \
+                      rule counts kept per feed; journal changes in chunks",
+        sqlite: V3_SQLITE,
+        postgres: V3_POSTGRES,
+    },
+    Migration {
+        version: 4,
+        description: "scheduled feed pulls: per-source pull state, snapshot batches",
+        sqlite: V4_SQLITE,
+        postgres: V4_POSTGRES,
     },
 ];
 
@@ -318,6 +331,169 @@ CREATE INDEX decisions_state ON decisions (state);
 CREATE INDEX audit_target ON audit (target);
 ";
 
+// v3 (measured on an import of 1,000,000 registered domains in one category, which
+// wrote 4,000,000 rule rows and 4,000,000 journal rows in v2):
+//
+// - The union feed. In v2 every published rule was stored twice, in its category
+//   feed and again in `all`, with its own reference count and its own journal rows.
+//   Now a feed may be the union (`kind = 'union'`; the hub makes `all` one): its
+//   rules are those of every feed, read from the other feeds' rows, and it stores
+//   rows only for rules no other feed carries (refcount = its own references). Its
+//   serial and journal stay its own, written by the caller from the union's exact
+//   changes (`Tx::rules_adjust`), so AXFR, IXFR and exports of `all` are what they
+//   were. `union_serial` on each row is the union's serial at which the rule last
+//   entered it (what `explain` shows for `all`); all rows of a rule carry the same.
+// - Feed rules keyed `(trigger, action, feed)`: the rows of one rule in every feed
+//   sit together, so one probe tells whether the union has the rule. A feed's own
+//   rules are read by a scan of the table (an export, a transfer: a few hundred
+//   milliseconds per million rules), and its rule count is kept in `feeds.rules`
+//   rather than counted at each import.
+// - Journal changes in chunks: a run of changes with the same op and action is one
+//   row, its triggers separated by line breaks (a trigger never holds one), up to
+//   about 64 KiB. The journal is only ever read whole from a serial on.
+//
+// The migration turns a v2 `all` feed (written by the hub: every rule of every
+// feed, counted once per indicator) into the union: its rows keep only the
+// references the other feeds do not explain, and their `union_serial` is the serial
+// at which the v2 `all` row appeared. Changes are chunked as `journal_append` would
+// chunk them (runs of the same op and action, at most 4096 triggers each).
+const V3_SQLITE: &str = "
+ALTER TABLE feeds ADD COLUMN rules INTEGER NOT NULL DEFAULT 0 CHECK (rules >= 0);
+ALTER TABLE feeds ADD COLUMN kind TEXT NOT NULL DEFAULT 'plain' CHECK (kind IN ('plain', 'union'));
+UPDATE feeds SET kind = 'union' WHERE name = 'all';
+CREATE TABLE feed_rules_v3 (
+    trigger TEXT NOT NULL,
+    action TEXT NOT NULL,
+    feed TEXT NOT NULL REFERENCES feeds (name),
+    refcount INTEGER NOT NULL CHECK (refcount > 0),
+    serial_added INTEGER NOT NULL,
+    union_serial INTEGER NOT NULL,
+    PRIMARY KEY (trigger, action, feed)
+) WITHOUT ROWID;
+INSERT INTO feed_rules_v3 (trigger, action, feed, refcount, serial_added, union_serial)
+SELECT r.trigger, r.action, r.feed, r.refcount, r.serial_added,
+       COALESCE((SELECT a.serial_added FROM feed_rules a
+                 WHERE a.feed = 'all' AND a.trigger = r.trigger AND a.action = r.action), 0)
+FROM feed_rules r WHERE r.feed <> 'all';
+INSERT INTO feed_rules_v3 (trigger, action, feed, refcount, serial_added, union_serial)
+SELECT trigger, action, 'all', own, serial_added, serial_added FROM (
+    SELECT a.trigger, a.action, a.serial_added,
+           a.refcount - COALESCE((SELECT SUM(n.refcount) FROM feed_rules_v3 n
+                                  WHERE n.trigger = a.trigger AND n.action = a.action), 0) AS own
+    FROM feed_rules a WHERE a.feed = 'all'
+) WHERE own > 0;
+DROP TABLE feed_rules;
+ALTER TABLE feed_rules_v3 RENAME TO feed_rules;
+UPDATE feeds SET rules = (SELECT COUNT(*) FROM feed_rules r WHERE r.feed = feeds.name)
+WHERE kind = 'plain';
+UPDATE feeds SET rules = (SELECT COUNT(*) FROM (SELECT DISTINCT trigger, action FROM feed_rules))
+WHERE kind = 'union';
+CREATE TABLE journal_chunks (
+    feed TEXT NOT NULL,
+    serial INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    op TEXT NOT NULL CHECK (op IN ('+', '-')),
+    action TEXT NOT NULL,
+    triggers TEXT NOT NULL,
+    PRIMARY KEY (feed, serial, seq),
+    FOREIGN KEY (feed, serial) REFERENCES journal (feed, serial)
+);
+INSERT INTO journal_chunks (feed, serial, seq, op, action, triggers)
+SELECT feed, serial, MIN(seq), op, action, group_concat(trigger, char(10) ORDER BY seq)
+FROM (
+    SELECT feed, serial, seq, op, action, trigger,
+           seq - ROW_NUMBER() OVER (PARTITION BY feed, serial, op, action ORDER BY seq) AS run,
+           ROW_NUMBER() OVER (PARTITION BY feed, serial, op, action ORDER BY seq) / 4096 AS part
+    FROM journal_changes
+)
+GROUP BY feed, serial, op, action, run, part;
+DROP TABLE journal_changes;
+";
+
+const V3_POSTGRES: &str = "
+ALTER TABLE feeds ADD COLUMN rules BIGINT NOT NULL DEFAULT 0 CHECK (rules >= 0);
+ALTER TABLE feeds ADD COLUMN kind TEXT COLLATE \"C\" NOT NULL DEFAULT 'plain'
+    CHECK (kind IN ('plain', 'union'));
+UPDATE feeds SET kind = 'union' WHERE name = 'all';
+CREATE TABLE feed_rules_v3 (
+    trigger TEXT COLLATE \"C\" NOT NULL,
+    action TEXT COLLATE \"C\" NOT NULL,
+    feed TEXT COLLATE \"C\" NOT NULL,
+    refcount BIGINT NOT NULL CHECK (refcount > 0),
+    serial_added BIGINT NOT NULL,
+    union_serial BIGINT NOT NULL,
+    CONSTRAINT feed_rules_v3_pkey PRIMARY KEY (trigger, action, feed)
+) WITH (fillfactor = 70);
+INSERT INTO feed_rules_v3 (trigger, action, feed, refcount, serial_added, union_serial)
+SELECT r.trigger, r.action, r.feed, r.refcount, r.serial_added, COALESCE(a.serial_added, 0)
+FROM feed_rules r
+LEFT JOIN feed_rules a ON a.feed = 'all' AND a.trigger = r.trigger AND a.action = r.action
+WHERE r.feed <> 'all';
+INSERT INTO feed_rules_v3 (trigger, action, feed, refcount, serial_added, union_serial)
+SELECT trigger, action, 'all', own, serial_added, serial_added FROM (
+    SELECT a.trigger, a.action, a.serial_added, a.refcount - COALESCE(SUM(n.refcount), 0) AS own
+    FROM feed_rules a
+    LEFT JOIN feed_rules_v3 n ON n.trigger = a.trigger AND n.action = a.action
+    WHERE a.feed = 'all'
+    GROUP BY a.trigger, a.action, a.serial_added, a.refcount
+) o WHERE own > 0;
+DROP TABLE feed_rules;
+ALTER TABLE feed_rules_v3 RENAME TO feed_rules;
+ALTER TABLE feed_rules RENAME CONSTRAINT feed_rules_v3_pkey TO feed_rules_pkey;
+UPDATE feeds SET rules = (SELECT COUNT(*) FROM feed_rules r WHERE r.feed = feeds.name)
+WHERE kind = 'plain';
+UPDATE feeds SET rules = (SELECT COUNT(*) FROM (SELECT DISTINCT trigger, action FROM feed_rules) d)
+WHERE kind = 'union';
+CREATE TABLE journal_chunks (
+    feed TEXT COLLATE \"C\" NOT NULL,
+    serial BIGINT NOT NULL,
+    seq BIGINT NOT NULL,
+    op TEXT COLLATE \"C\" NOT NULL CHECK (op IN ('+', '-')),
+    action TEXT COLLATE \"C\" NOT NULL,
+    triggers TEXT COLLATE \"C\" NOT NULL,
+    PRIMARY KEY (feed, serial, seq),
+    FOREIGN KEY (feed, serial) REFERENCES journal (feed, serial)
+);
+INSERT INTO journal_chunks (feed, serial, seq, op, action, triggers)
+SELECT feed, serial, MIN(seq), op, action, string_agg(trigger, E'\\n' ORDER BY seq)
+FROM (
+    SELECT feed, serial, seq, op, action, trigger,
+           seq - ROW_NUMBER() OVER (PARTITION BY feed, serial, op, action ORDER BY seq) AS run,
+           ROW_NUMBER() OVER (PARTITION BY feed, serial, op, action ORDER BY seq) / 4096 AS part
+    FROM journal_changes
+) c
+GROUP BY feed, serial, op, action, run, part;
+DROP TABLE journal_changes;
+";
+
+/// Scheduled feed pulls (`hub::pull`). `pull_state` keeps each configured source's
+/// last fetch (validators, times, error, failure count, effect) as the hub's own JSON,
+/// so a restarted hub or a `sharedefend pull` from the command line carries on from
+/// it; the store does not read it. `snapshot_batches` marks the batches of sources
+/// that publish full snapshots: approving a held one also withdraws what the
+/// snapshot no longer lists.
+const V4_SQLITE: &str = "
+CREATE TABLE pull_state (
+    source TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE snapshot_batches (
+    batch_id INTEGER PRIMARY KEY REFERENCES batches (id)
+);
+";
+
+const V4_POSTGRES: &str = "
+CREATE TABLE pull_state (
+    source TEXT COLLATE \"C\" PRIMARY KEY,
+    state TEXT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE TABLE snapshot_batches (
+    batch_id BIGINT PRIMARY KEY REFERENCES batches (id)
+);
+";
+
 /// The store's invariants, each a query listing its violations as text (both
 /// dialects accept `||` between text and integers).
 pub(crate) const INVARIANTS: &[&str] = &[
@@ -336,6 +512,25 @@ pub(crate) const INVARIANTS: &[&str] = &[
      FROM feed_rules r JOIN feeds f ON f.name = r.feed
      WHERE r.serial_added > f.serial
      ORDER BY r.feed, r.trigger LIMIT 10",
+    "SELECT 'feed ' || f.name || ': rule ' || r.trigger || ' ' || r.action
+         || ' entered the union at serial ' || r.union_serial || ' after the feed serial '
+         || f.serial
+     FROM feed_rules r JOIN feeds f ON f.kind = 'union'
+     WHERE r.union_serial > f.serial
+     ORDER BY r.trigger, r.action LIMIT 10",
+    "SELECT 'feed ' || f.name || ': ' || f.rules || ' rules counted but '
+         || COALESCE(c.n, 0) || ' stored'
+     FROM feeds f LEFT JOIN (SELECT feed, COUNT(*) AS n FROM feed_rules GROUP BY feed) c
+         ON c.feed = f.name
+     WHERE f.kind = 'plain' AND f.rules <> COALESCE(c.n, 0)
+     ORDER BY f.name LIMIT 10",
+    "SELECT 'feed ' || f.name || ': ' || f.rules || ' rules counted but the union has '
+         || (SELECT COUNT(*) FROM (SELECT DISTINCT trigger, action FROM feed_rules) d)
+     FROM feeds f
+     WHERE f.kind = 'union'
+       AND f.rules <> (SELECT COUNT(*) FROM (SELECT DISTINCT trigger, action FROM feed_rules) d)",
+    "SELECT 'feeds ' || MIN(name) || ' and ' || MAX(name) || ' are both the union'
+     FROM feeds WHERE kind = 'union' HAVING COUNT(*) > 1",
 ];
 
 /// PostgreSQL's references that are not foreign keys (see the schema), each a query
@@ -361,8 +556,8 @@ pub(crate) const PG_REFERENCES: &[&str] = &[
      FROM (SELECT DISTINCT feed FROM feed_rules) r
      WHERE NOT EXISTS (SELECT 1 FROM feeds f WHERE f.name = r.feed)
      LIMIT 10",
-    "SELECT 'table journal_changes: feed ' || c.feed || ' serial ' || c.serial || ' has no journal entry'
-     FROM (SELECT DISTINCT feed, serial FROM journal_changes) c
+    "SELECT 'table journal_chunks: feed ' || c.feed || ' serial ' || c.serial || ' has no journal entry'
+     FROM (SELECT DISTINCT feed, serial FROM journal_chunks) c
      WHERE NOT EXISTS (SELECT 1 FROM journal j WHERE j.feed = c.feed AND j.serial = c.serial)
      LIMIT 10",
 ];
@@ -418,7 +613,7 @@ macro_rules! audit_cols {
 }
 macro_rules! feed_cols {
     () => {
-        "name, serial, updated_at"
+        "name, serial, updated_at, rules, kind"
     };
 }
 /// Decision states whose rules are in feeds (what the decay sweep revisits), as an
@@ -607,12 +802,38 @@ pub(crate) fn decision(r: &dyn Columns, at: usize) -> Result<DecisionRow> {
 }
 
 pub(crate) fn feed(r: &dyn Columns) -> Result<FeedRow> {
+    let kind = r.text(4)?;
     Ok(FeedRow {
         name: r.text(0)?,
         serial: serial_of(r.int(1)?)?,
         updated_at: time_opt(r.int_opt(2)?)?,
+        rules: u64::try_from(r.int(3)?).unwrap_or(0),
+        union: match kind.as_str() {
+            FEED_UNION => true,
+            FEED_PLAIN => false,
+            _ => return Err(invalid(format!("stored feed kind {kind:?}"))),
+        },
     })
 }
+
+/// Why `feed` cannot become the union: `other` is.
+pub(crate) fn other_union(feed: &str, other: &str) -> StoreError {
+    invalid(format!(
+        "feed {feed:?} cannot be the union feed: {other:?} is already"
+    ))
+}
+
+/// Why `feed` cannot become the union: other feeds have rules, which would join the
+/// union without a journal entry publishing them.
+pub(crate) fn union_over_rules(feed: &str) -> StoreError {
+    invalid(format!(
+        "feed {feed:?} cannot become the union feed: other feeds already have rules"
+    ))
+}
+
+/// Feed kinds as stored.
+pub(crate) const FEED_PLAIN: &str = "plain";
+pub(crate) const FEED_UNION: &str = "union";
 
 pub(crate) fn allow(r: &dyn Columns) -> Result<AllowRow> {
     Ok(AllowRow {
@@ -677,36 +898,6 @@ pub(crate) fn merge_duplicates(rows: &[ObservationRow]) -> Vec<ObservationRow> {
     out
 }
 
-/// Deltas summed per rule, in order of first appearance, dropping those that net to 0.
-pub(crate) fn net_deltas(deltas: &[RuleDelta]) -> Vec<(&RuleText, i64)> {
-    // The hub passes each rule once, sorted: nothing to net, and no need to hash a
-    // million rules to find that out.
-    if deltas.is_sorted_by(|a, b| a.rule < b.rule) {
-        return deltas
-            .iter()
-            .filter(|d| d.delta != 0)
-            .map(|d| (&d.rule, d.delta))
-            .collect();
-    }
-    let mut at: HashMap<&RuleText, usize> = HashMap::with_capacity(deltas.len());
-    let mut out: Vec<(&RuleText, i64)> = Vec::with_capacity(deltas.len());
-    for d in deltas {
-        match at.entry(&d.rule) {
-            Entry::Occupied(e) => {
-                if let Some(acc) = out.get_mut(*e.get()) {
-                    acc.1 = acc.1.saturating_add(d.delta);
-                }
-            }
-            Entry::Vacant(e) => {
-                e.insert(out.len());
-                out.push((&d.rule, d.delta));
-            }
-        }
-    }
-    out.retain(|(_, d)| *d != 0);
-    out
-}
-
 /// The new reference count of `rule`, or an error if it would drop below zero.
 pub(crate) fn adjusted(feed: &str, rule: &RuleText, old: i64, delta: i64) -> Result<i64> {
     let new = old.saturating_add(delta);
@@ -759,17 +950,6 @@ pub(crate) fn next_serial(feed: &str, serial: i64) -> Result<i64> {
     Ok(next)
 }
 
-/// Journal entry changes as `(op, rule)`, additions first, in the order given.
-pub(crate) fn journal_ops<'a>(
-    added: &'a [RuleText],
-    removed: &'a [RuleText],
-) -> impl Iterator<Item = (&'static str, &'a RuleText)> {
-    added
-        .iter()
-        .map(|r| (OP_ADD, r))
-        .chain(removed.iter().map(|r| (OP_REMOVE, r)))
-}
-
 /// Checks what a source row must satisfy before it is written.
 pub(crate) fn check_source(source: &NewSource) -> Result<()> {
     if (0.0..=1.0).contains(&source.trust) {
@@ -793,15 +973,70 @@ pub(crate) fn check_list(list: &str, entries: &[AllowRow]) -> Result<()> {
     }
 }
 
-/// Journal entries (`serial, at, batch_id`) and their changes (`serial, op, trigger,
-/// action`), both sorted by serial (changes then by position), as entries.
+/// Most bytes of triggers one journal chunk holds (a run of changes longer than this
+/// is split). Large enough that a million changes are a few hundred rows.
+const CHUNK_BYTES: usize = 64 * 1024;
+
+/// A run of changes of one journal entry with the same op and action, as stored.
+#[derive(Debug)]
+pub(crate) struct JournalChunk<'a> {
+    /// Position of the run's first change in the entry (additions first).
+    pub(crate) seq: i64,
+    pub(crate) op: &'static str,
+    pub(crate) action: &'a str,
+    /// The triggers, separated by line breaks.
+    pub(crate) triggers: String,
+}
+
+/// A journal entry's changes as chunks: additions first, then removals, each in the
+/// order given.
+pub(crate) fn journal_chunks<'a>(
+    feed: &str,
+    added: &'a [RuleText],
+    removed: &'a [RuleText],
+) -> Result<Vec<JournalChunk<'a>>> {
+    let mut chunks: Vec<JournalChunk<'a>> = Vec::new();
+    let ops = added
+        .iter()
+        .map(|r| (OP_ADD, r))
+        .chain(removed.iter().map(|r| (OP_REMOVE, r)));
+    for (seq, (op, rule)) in (0_i64..).zip(ops) {
+        let line_break = |t: &str| t.bytes().any(|b| b == b'\n' || b == b'\r');
+        if line_break(&rule.trigger) || line_break(&rule.action) {
+            return Err(invalid(format!(
+                "feed {feed:?}: rule {:?} {:?} contains a line break",
+                rule.trigger, rule.action
+            )));
+        }
+        match chunks.last_mut() {
+            Some(c)
+                if c.op == op
+                    && c.action == rule.action
+                    && c.triggers.len() + rule.trigger.len() < CHUNK_BYTES =>
+            {
+                c.triggers.push('\n');
+                c.triggers.push_str(&rule.trigger);
+            }
+            _ => chunks.push(JournalChunk {
+                seq,
+                op,
+                action: &rule.action,
+                triggers: rule.trigger.clone(),
+            }),
+        }
+    }
+    Ok(chunks)
+}
+
+/// Journal entries (`serial, at, batch_id`) and their chunks (`serial, op, action,
+/// triggers`), both sorted by serial (chunks then by position), as entries.
 pub(crate) fn assemble_journal(
     feed: &str,
     entries: Vec<(i64, i64, Option<i64>)>,
-    changes: Vec<(i64, String, RuleText)>,
+    chunks: Vec<(i64, String, String, String)>,
 ) -> Result<Vec<JournalEntry>> {
     let mut out = Vec::with_capacity(entries.len());
-    let mut changes = changes.into_iter().peekable();
+    let mut chunks = chunks.into_iter().peekable();
     for (serial, at, batch_id) in entries {
         let mut entry = JournalEntry {
             feed: feed.to_owned(),
@@ -811,20 +1046,277 @@ pub(crate) fn assemble_journal(
             added: Vec::new(),
             removed: Vec::new(),
         };
-        // Changes without an entry cannot exist (foreign key); skip them all the same.
-        while changes.next_if(|c| c.0 < serial).is_some() {}
-        while let Some((_, op, rule)) = changes.next_if(|c| c.0 == serial) {
-            match op.as_str() {
-                OP_ADD => entry.added.push(rule),
-                OP_REMOVE => entry.removed.push(rule),
+        // Chunks without an entry cannot exist (foreign key); skip them all the same.
+        while chunks.next_if(|c| c.0 < serial).is_some() {}
+        while let Some((_, op, action, triggers)) = chunks.next_if(|c| c.0 == serial) {
+            let list = match op.as_str() {
+                OP_ADD => &mut entry.added,
+                OP_REMOVE => &mut entry.removed,
                 _ => {
                     return Err(invalid(format!(
                         "feed {feed:?} serial {serial}: stored change op {op:?}"
                     )));
                 }
-            }
+            };
+            list.extend(triggers.split('\n').map(|t| RuleText {
+                trigger: t.to_owned(),
+                action: action.clone(),
+            }));
         }
         out.push(entry);
     }
     Ok(out)
+}
+
+// --- reference counts across feeds (`Tx::rules_adjust`)
+
+/// A feed taking part in one `rules_adjust`.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    pub(crate) name: String,
+    /// The serial the journal entry that follows this adjustment gives the feed:
+    /// a rule that appears now was published at it.
+    pub(crate) publishing: i64,
+    /// What changed in the feed's rule set (for the union: in the union).
+    pub(crate) changes: RuleChanges,
+    /// Net change of the feed's rule count.
+    pub(crate) count: i64,
+}
+
+/// One stored row of the rule being adjusted: its feed (as a slot, or `None` for a
+/// feed this adjustment does not touch), reference count and union serial.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Stored {
+    pub(crate) slot: Option<usize>,
+    pub(crate) refcount: i64,
+    pub(crate) union_serial: i64,
+}
+
+/// A write to one row of the rule being adjusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RowOp {
+    Insert {
+        slot: usize,
+        refcount: i64,
+        union_serial: i64,
+    },
+    Update {
+        slot: usize,
+        refcount: i64,
+    },
+    Delete {
+        slot: usize,
+    },
+}
+
+/// An adjustment of rule reference counts in several feeds: the rules in order of
+/// first appearance, each with its summed, non-zero delta per feed.
+#[derive(Debug)]
+pub(crate) struct Adjustment<'a> {
+    pub(crate) slots: Vec<Slot>,
+    /// The union feed's slot, if the store has a union feed.
+    union: Option<usize>,
+    /// Each rule with the range of its deltas in `deltas`.
+    rules: Vec<(&'a RuleText, usize, usize)>,
+    /// `(slot, delta)`, grouped by rule.
+    deltas: Vec<(usize, i64)>,
+}
+
+impl<'a> Adjustment<'a> {
+    /// Groups `deltas` by rule. The feeds become slots in the map's order (the
+    /// caller fills in their serials with [`Adjustment::set_serial`]); then the
+    /// union feed, if it is not among them.
+    pub(crate) fn new(deltas: &'a RuleDeltas, union: Option<&str>) -> Adjustment<'a> {
+        let mut slots: Vec<Slot> = deltas
+            .keys()
+            .map(|name| Slot {
+                name: name.clone(),
+                publishing: 0,
+                changes: RuleChanges::default(),
+                count: 0,
+            })
+            .collect();
+        let union = union.map(|u| match slots.iter().position(|s| s.name == u) {
+            Some(i) => i,
+            None => {
+                slots.push(Slot {
+                    name: u.to_owned(),
+                    publishing: 0,
+                    changes: RuleChanges::default(),
+                    count: 0,
+                });
+                slots.len() - 1
+            }
+        });
+        let mut adjustment = Adjustment {
+            slots,
+            union,
+            rules: Vec::new(),
+            deltas: Vec::new(),
+        };
+        // The hub passes one feed, each rule once, sorted: nothing to group, and no
+        // need to hash a million rules to find that out.
+        if let [(_, list)] = deltas.iter().collect::<Vec<_>>()[..]
+            && list.is_sorted_by(|a, b| a.rule < b.rule)
+        {
+            adjustment.rules.reserve(list.len());
+            adjustment.deltas.reserve(list.len());
+            // Sized once: an import of new names adds every rule, to the feed and
+            // to the union.
+            for slot in &mut adjustment.slots {
+                slot.changes.added.reserve(list.len());
+            }
+            for d in list.iter().filter(|d| d.delta != 0) {
+                let at = adjustment.deltas.len();
+                adjustment.deltas.push((0, d.delta));
+                adjustment.rules.push((&d.rule, at, at + 1));
+            }
+            return adjustment;
+        }
+        let mut index: HashMap<&RuleText, usize> = HashMap::new();
+        let mut rules: Vec<&RuleText> = Vec::new();
+        // (rule, slot, delta) in order of appearance.
+        let mut all: Vec<(usize, usize, i64)> = Vec::new();
+        for (slot, list) in deltas.values().enumerate() {
+            for d in list {
+                let rule = *index.entry(&d.rule).or_insert_with(|| {
+                    rules.push(&d.rule);
+                    rules.len() - 1
+                });
+                all.push((rule, slot, d.delta));
+            }
+        }
+        // Summed per rule and feed; rules stay in order of first appearance.
+        all.sort_by_key(|&(rule, slot, _)| (rule, slot));
+        let mut at = 0;
+        while at < all.len() {
+            let (rule, _, _) = all[at];
+            let start = adjustment.deltas.len();
+            while at < all.len() && all[at].0 == rule {
+                let (_, slot, mut delta) = all[at];
+                at += 1;
+                while at < all.len() && all[at].0 == rule && all[at].1 == slot {
+                    delta = delta.saturating_add(all[at].2);
+                    at += 1;
+                }
+                if delta != 0 {
+                    adjustment.deltas.push((slot, delta));
+                }
+            }
+            if adjustment.deltas.len() > start {
+                adjustment
+                    .rules
+                    .push((rules[rule], start, adjustment.deltas.len()));
+            }
+        }
+        adjustment
+    }
+
+    /// Records the current serial of a slot's feed.
+    pub(crate) fn set_serial(&mut self, slot: usize, serial: i64) -> Result<()> {
+        if let Some(s) = self.slots.get_mut(slot) {
+            s.publishing = next_serial(&s.name, serial)?;
+        }
+        Ok(())
+    }
+
+    /// The slot of a feed, if this adjustment involves it.
+    pub(crate) fn slot_of(&self, feed: &str) -> Option<usize> {
+        self.slots.iter().position(|s| s.name == feed)
+    }
+
+    /// The rules to adjust, in order.
+    pub(crate) fn rules(&self) -> impl ExactSizeIterator<Item = &'a RuleText> + '_ {
+        self.rules.iter().map(|(rule, _, _)| *rule)
+    }
+
+    /// Plans the `i`th rule given its stored rows: fills `ops` with the writes to make
+    /// and records the changes of each feed and of the union.
+    pub(crate) fn plan(&mut self, i: usize, stored: &[Stored], ops: &mut Vec<RowOp>) -> Result<()> {
+        ops.clear();
+        let Some(&(rule, start, end)) = self.rules.get(i) else {
+            return Ok(());
+        };
+        let before = stored.len();
+        let mut after = before;
+        for k in start..end {
+            let Some(&(slot, delta)) = self.deltas.get(k) else {
+                break;
+            };
+            let old = stored
+                .iter()
+                .find(|s| s.slot == Some(slot))
+                .map_or(0, |s| s.refcount);
+            let name = self.slots.get(slot).map_or("?", |s| s.name.as_str());
+            let new = adjusted(name, rule, old, delta)?;
+            if old == 0 && new > 0 {
+                ops.push(RowOp::Insert {
+                    slot,
+                    refcount: new,
+                    union_serial: 0,
+                });
+                after += 1;
+                self.feed_change(slot, rule, true);
+            } else if old > 0 && new == 0 {
+                ops.push(RowOp::Delete { slot });
+                after -= 1;
+                self.feed_change(slot, rule, false);
+            } else if old != new {
+                ops.push(RowOp::Update {
+                    slot,
+                    refcount: new,
+                });
+            }
+        }
+        let union_serial = match self.union.and_then(|u| self.slots.get_mut(u)) {
+            None => 0,
+            Some(union) if before == 0 && after > 0 => {
+                union.changes.added.push(rule.clone());
+                union.count += 1;
+                union.publishing
+            }
+            Some(union) if before > 0 && after == 0 => {
+                union.changes.removed.push(rule.clone());
+                union.count -= 1;
+                0
+            }
+            // Still in the union (perhaps through other feeds now): it keeps the
+            // serial at which it entered.
+            Some(_) => stored.first().map_or(0, |s| s.union_serial),
+        };
+        for op in ops.iter_mut() {
+            if let RowOp::Insert {
+                union_serial: u, ..
+            } = op
+            {
+                *u = union_serial;
+            }
+        }
+        Ok(())
+    }
+
+    /// A rule appeared in or left a feed's own rows. For the union feed that is not
+    /// a change of its rules: those follow the union of all rows.
+    fn feed_change(&mut self, slot: usize, rule: &RuleText, added: bool) {
+        if Some(slot) == self.union {
+            return;
+        }
+        if let Some(s) = self.slots.get_mut(slot) {
+            if added {
+                s.changes.added.push(rule.clone());
+                s.count += 1;
+            } else {
+                s.changes.removed.push(rule.clone());
+                s.count -= 1;
+            }
+        }
+    }
+
+    /// Every slot's changes, by feed name.
+    pub(crate) fn into_changes(self) -> BTreeMap<String, RuleChanges> {
+        self.slots
+            .into_iter()
+            .map(|s| (s.name, s.changes))
+            .collect()
+    }
 }

@@ -17,22 +17,22 @@
 //! costs one fsync of the WAL per commit, and the hub commits per imported batch,
 //! not per row.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::config::DbConfig;
-use rusqlite::{
-    Connection, OpenFlags, OptionalExtension, Params, Row, TransactionBehavior, params,
-};
+use rusqlite::{Connection, OpenFlags, Params, Row, TransactionBehavior, params};
 
 use crate::schema::{
     self, Columns, allow_cols, audit_cols, batch_cols, decision_cols, feed_cols, indicator_cols,
     observation_cols, observation_merge, published_states, source_cols,
 };
+use crate::schema::{Adjustment, RowOp, Stored};
 use crate::{
     AllowRow, AuditEntry, BatchRow, BatchStatus, DecisionRow, FeedRow, IndicatorKey, IndicatorRow,
     JournalEntry, NewBatch, NewSource, ObservationRow, ObservationWithSource, Result, RuleChanges,
-    RuleDelta, RuleText, SourceRow, StoreError, Timestamp, Tx,
+    RuleDeltas, RuleText, SourceRow, StoreError, Timestamp, Tx,
 };
 
 /// The store's file name inside its directory.
@@ -232,6 +232,19 @@ impl SqliteTx<'_> {
     ) -> Result<T> {
         self.row(sql, params, f)?
             .ok_or_else(|| StoreError::Invalid(format!("no row from {sql}")))
+    }
+
+    /// The union feed, if the store has one.
+    fn union_feed(&self) -> Result<Option<FeedRow>> {
+        self.row(
+            concat!("SELECT ", feed_cols!(), " FROM feeds WHERE kind = 'union'"),
+            [],
+            schema::feed,
+        )
+    }
+
+    fn is_union(&self, feed: &str) -> Result<bool> {
+        Ok(self.union_feed()?.is_some_and(|u| u.name == feed))
     }
 }
 
@@ -540,6 +553,23 @@ impl Tx for SqliteTx<'_> {
         Ok(rows)
     }
 
+    fn batch_mark_snapshot(&mut self, batch_id: i64) -> Result<()> {
+        self.c
+            .prepare_cached("INSERT OR IGNORE INTO snapshot_batches (batch_id) VALUES (?1)")?
+            .execute([batch_id])?;
+        Ok(())
+    }
+
+    fn batch_is_snapshot(&mut self, batch_id: i64) -> Result<bool> {
+        Ok(self
+            .row(
+                "SELECT 1 FROM snapshot_batches WHERE batch_id = ?1",
+                [batch_id],
+                |r| r.int(0),
+            )?
+            .is_some())
+    }
+
     fn decisions_of(&mut self, indicator_ids: &[i64]) -> Result<Vec<DecisionRow>> {
         let mut out = Vec::with_capacity(indicator_ids.len());
         for id in schema::unique_ids(indicator_ids) {
@@ -600,93 +630,110 @@ impl Tx for SqliteTx<'_> {
         )
     }
 
-    fn feed_rules_adjust(&mut self, feed: &str, deltas: &[RuleDelta]) -> Result<RuleChanges> {
-        let current = self.feed_ensure(feed)?;
-        // A rule that appears is published by the journal entry that follows in this
-        // transaction; `integrity_check` verifies no rule is ahead of its feed.
-        let publishing = schema::next_serial(feed, i64::from(current.serial))?;
-        // A rule gaining references is inserted, or, if it is there already, its
-        // count raised. (An upsert with `RETURNING` was measured slower: SQLite
-        // probes the key twice and spools the returned row.)
-        let mut insert = self.c.prepare_cached(
-            "INSERT INTO feed_rules (feed, trigger, action, refcount, serial_added)
-             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (feed, trigger, action) DO NOTHING",
-        )?;
-        let mut raise = self.c.prepare_cached(
-            "UPDATE feed_rules SET refcount = refcount + ?4
-             WHERE feed = ?1 AND trigger = ?2 AND action = ?3",
-        )?;
-        // A rule losing references needs its old count first: the count may not go
-        // below one in the table (`CHECK`), so 0 is a delete.
+    fn rules_adjust(&mut self, deltas: &RuleDeltas) -> Result<BTreeMap<String, RuleChanges>> {
+        let union = self.union_feed()?;
+        let mut adjustment = Adjustment::new(deltas, union.as_ref().map(|u| u.name.as_str()));
+        for slot in 0..adjustment.slots.len() {
+            let name = adjustment.slots[slot].name.clone();
+            let feed = self.feed_ensure(&name)?;
+            adjustment.set_serial(slot, i64::from(feed.serial))?;
+        }
+        // One probe finds a rule's rows in every feed (they share the key prefix);
+        // then each feed's row is written. (An upsert with `RETURNING` was measured
+        // slower: SQLite probes the key twice and spools the returned row.)
         let mut select = self.c.prepare_cached(
-            "SELECT refcount FROM feed_rules WHERE feed = ?1 AND trigger = ?2 AND action = ?3",
+            "SELECT feed, refcount, union_serial FROM feed_rules WHERE trigger = ?1 AND action = ?2",
+        )?;
+        let mut insert = self.c.prepare_cached(
+            "INSERT INTO feed_rules (trigger, action, feed, refcount, serial_added, union_serial)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?;
         let mut update = self.c.prepare_cached(
-            "UPDATE feed_rules SET refcount = ?4 WHERE feed = ?1 AND trigger = ?2 AND action = ?3",
+            "UPDATE feed_rules SET refcount = ?4 WHERE trigger = ?1 AND action = ?2 AND feed = ?3",
         )?;
         let mut delete = self.c.prepare_cached(
-            "DELETE FROM feed_rules WHERE feed = ?1 AND trigger = ?2 AND action = ?3",
+            "DELETE FROM feed_rules WHERE trigger = ?1 AND action = ?2 AND feed = ?3",
         )?;
-        // The feed and serial are bound once: a bound text is copied on every bind,
-        // and these statements run once per rule.
-        insert.raw_bind_parameter(1, feed)?;
-        insert.raw_bind_parameter(5, publishing)?;
-        raise.raw_bind_parameter(1, feed)?;
-        let net = schema::net_deltas(deltas);
-        let mut changes = RuleChanges {
-            added: Vec::with_capacity(net.iter().filter(|(_, d)| *d > 0).count()),
-            removed: Vec::new(),
-        };
-        for (rule, delta) in net {
-            if delta > 0 {
-                insert.raw_bind_parameter(2, &rule.trigger)?;
-                insert.raw_bind_parameter(3, &rule.action)?;
-                insert.raw_bind_parameter(4, delta)?;
-                if insert.raw_execute()? == 1 {
-                    changes.added.push(rule.clone());
-                } else {
-                    raise.raw_bind_parameter(2, &rule.trigger)?;
-                    raise.raw_bind_parameter(3, &rule.action)?;
-                    raise.raw_bind_parameter(4, delta)?;
-                    raise.raw_execute()?;
-                }
-                continue;
+        let rules: Vec<&RuleText> = adjustment.rules().collect();
+        let mut stored = Vec::new();
+        let mut ops = Vec::new();
+        for (i, rule) in rules.into_iter().enumerate() {
+            select.raw_bind_parameter(1, &rule.trigger)?;
+            select.raw_bind_parameter(2, &rule.action)?;
+            stored.clear();
+            let mut rows = select.raw_query();
+            while let Some(row) = rows.next()? {
+                let feed = row
+                    .get_ref(0)?
+                    .as_str()
+                    .map_err(|e| StoreError::Invalid(format!("stored feed name: {e}")))?;
+                stored.push(Stored {
+                    slot: adjustment.slot_of(feed),
+                    refcount: row.get(1)?,
+                    union_serial: row.get(2)?,
+                });
             }
-            let old: i64 = select
-                .query_row(params![feed, rule.trigger, rule.action], |r| r.get(0))
-                .optional()?
-                .unwrap_or(0);
-            let new = schema::adjusted(feed, rule, old, delta)?;
-            if new == 0 {
-                delete.execute(params![feed, rule.trigger, rule.action])?;
-                changes.removed.push(rule.clone());
-            } else {
-                update.execute(params![feed, rule.trigger, rule.action, new])?;
+            drop(rows);
+            adjustment.plan(i, &stored, &mut ops)?;
+            for op in &ops {
+                match *op {
+                    RowOp::Insert {
+                        slot,
+                        refcount,
+                        union_serial,
+                    } => {
+                        let s = &adjustment.slots[slot];
+                        insert.execute(params![
+                            rule.trigger,
+                            rule.action,
+                            s.name,
+                            refcount,
+                            s.publishing,
+                            union_serial
+                        ])?;
+                    }
+                    RowOp::Update { slot, refcount } => {
+                        let s = &adjustment.slots[slot];
+                        update.execute(params![rule.trigger, rule.action, s.name, refcount])?;
+                    }
+                    RowOp::Delete { slot } => {
+                        let s = &adjustment.slots[slot];
+                        delete.execute(params![rule.trigger, rule.action, s.name])?;
+                    }
+                }
             }
         }
-        Ok(changes)
+        let mut count = self
+            .c
+            .prepare_cached("UPDATE feeds SET rules = rules + ?2 WHERE name = ?1")?;
+        for s in adjustment.slots.iter().filter(|s| s.count != 0) {
+            count.execute(params![s.name, s.count])?;
+        }
+        Ok(adjustment.into_changes())
     }
 
     fn feed_rules(&mut self, feed: &str) -> Result<Vec<RuleText>> {
-        self.rows(
-            "SELECT trigger, action FROM feed_rules WHERE feed = ?1 ORDER BY trigger, action",
-            [feed],
-            |r| {
-                Ok(RuleText {
-                    trigger: r.text(0)?,
-                    action: r.text(1)?,
-                })
-            },
-        )
-    }
-
-    fn feed_rule_count(&mut self, feed: &str) -> Result<u64> {
-        let n = self.one(
-            "SELECT COUNT(*) FROM feed_rules WHERE feed = ?1",
-            [feed],
-            |r| r.int(0),
-        )?;
-        Ok(u64::try_from(n).unwrap_or(0))
+        let rule = |r: &dyn Columns| {
+            Ok(RuleText {
+                trigger: r.text(0)?,
+                action: r.text(1)?,
+            })
+        };
+        if self.is_union(feed)? {
+            // The key order groups a rule's rows: no sort, no temporary table.
+            self.rows(
+                "SELECT trigger, action FROM feed_rules GROUP BY trigger, action
+                 ORDER BY trigger, action",
+                [],
+                rule,
+            )
+        } else {
+            self.rows(
+                "SELECT trigger, action FROM feed_rules WHERE feed = ?1 ORDER BY trigger, action",
+                [feed],
+                rule,
+            )
+        }
     }
 
     fn feeds(&mut self) -> Result<Vec<FeedRow>> {
@@ -710,6 +757,32 @@ impl Tx for SqliteTx<'_> {
         )
     }
 
+    fn feed_declare_union(&mut self, feed: &str) -> Result<FeedRow> {
+        if let Some(union) = self.union_feed()? {
+            return if union.name == feed {
+                Ok(union)
+            } else {
+                Err(schema::other_union(feed, &union.name))
+            };
+        }
+        let others: bool = self.one(
+            "SELECT EXISTS (SELECT 1 FROM feed_rules WHERE feed <> ?1)",
+            [feed],
+            |r| Ok(r.int(0)? != 0),
+        )?;
+        if others {
+            return Err(schema::union_over_rules(feed));
+        }
+        self.feed_ensure(feed)?;
+        self.c
+            .prepare_cached("UPDATE feeds SET kind = 'union' WHERE name = ?1")?
+            .execute([feed])?;
+        self.c
+            .prepare_cached("UPDATE feed_rules SET union_serial = serial_added WHERE feed = ?1")?
+            .execute([feed])?;
+        self.feed_ensure(feed)
+    }
+
     fn journal_append(
         &mut self,
         feed: &str,
@@ -717,6 +790,7 @@ impl Tx for SqliteTx<'_> {
         at: Timestamp,
         batch_id: Option<i64>,
     ) -> Result<u32> {
+        let chunks = schema::journal_chunks(feed, &changes.added, &changes.removed)?;
         let current = self.feed_ensure(feed)?;
         let serial = schema::next_serial(feed, i64::from(current.serial))?;
         let at = schema::secs(at);
@@ -729,19 +803,11 @@ impl Tx for SqliteTx<'_> {
             )?
             .execute(params![feed, serial, at, batch_id])?;
         let mut insert = self.c.prepare_cached(
-            "INSERT INTO journal_changes (feed, serial, seq, op, trigger, action) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO journal_chunks (feed, serial, seq, op, action, triggers)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?;
-        // Feed and serial bound once (see `feed_rules_adjust`).
-        insert.raw_bind_parameter(1, feed)?;
-        insert.raw_bind_parameter(2, serial)?;
-        for (seq, (op, rule)) in
-            (0_i64..).zip(schema::journal_ops(&changes.added, &changes.removed))
-        {
-            insert.raw_bind_parameter(3, seq)?;
-            insert.raw_bind_parameter(4, op)?;
-            insert.raw_bind_parameter(5, &rule.trigger)?;
-            insert.raw_bind_parameter(6, &rule.action)?;
-            insert.raw_execute()?;
+        for c in &chunks {
+            insert.execute(params![feed, serial, c.seq, c.op, c.action, c.triggers])?;
         }
         schema::serial_of(serial)
     }
@@ -752,28 +818,34 @@ impl Tx for SqliteTx<'_> {
             params![feed, after],
             |r| Ok((r.int(0)?, r.int(1)?, r.int_opt(2)?)),
         )?;
-        let changes = self.rows(
-            "SELECT serial, op, trigger, action FROM journal_changes
+        let chunks = self.rows(
+            "SELECT serial, op, action, triggers FROM journal_chunks
              WHERE feed = ?1 AND serial > ?2 ORDER BY serial, seq",
             params![feed, after],
-            |r| {
-                let rule = RuleText {
-                    trigger: r.text(2)?,
-                    action: r.text(3)?,
-                };
-                Ok((r.int(0)?, r.text(1)?, rule))
-            },
+            |r| Ok((r.int(0)?, r.text(1)?, r.text(2)?, r.text(3)?)),
         )?;
-        schema::assemble_journal(feed, entries, changes)
+        schema::assemble_journal(feed, entries, chunks)
     }
 
-    fn rule_published_serial(&mut self, feed: &str, trigger: &str) -> Result<Option<u32>> {
-        let serial = self.one(
-            "SELECT MAX(serial_added) FROM feed_rules WHERE feed = ?1 AND trigger = ?2",
-            [feed, trigger],
-            |r| r.int_opt(0),
-        )?;
-        serial.map(schema::serial_of).transpose()
+    fn rule_serials(&mut self, feed: &str, trigger: &str) -> Result<Vec<(String, u32)>> {
+        let rows = if self.is_union(feed)? {
+            self.rows(
+                "SELECT action, MAX(union_serial) FROM feed_rules WHERE trigger = ?1
+                 GROUP BY action ORDER BY action",
+                [trigger],
+                |r| Ok((r.text(0)?, r.int(1)?)),
+            )?
+        } else {
+            self.rows(
+                "SELECT action, serial_added FROM feed_rules WHERE trigger = ?1 AND feed = ?2
+                 ORDER BY action",
+                [trigger, feed],
+                |r| Ok((r.text(0)?, r.int(1)?)),
+            )?
+        };
+        rows.into_iter()
+            .map(|(action, serial)| Ok((action, schema::serial_of(serial)?)))
+            .collect()
     }
 
     fn allow_replace_list(&mut self, list: &str, entries: &[AllowRow]) -> Result<()> {
@@ -835,6 +907,33 @@ impl Tx for SqliteTx<'_> {
             ),
             [target],
             schema::audit,
+        )
+    }
+
+    fn pull_state_put(&mut self, source: &str, state: &str, at: Timestamp) -> Result<()> {
+        self.c
+            .prepare_cached(
+                "INSERT INTO pull_state (source, state, updated_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (source) DO UPDATE SET state = excluded.state,
+                     updated_at = excluded.updated_at",
+            )?
+            .execute(params![source, state, schema::secs(at)])?;
+        Ok(())
+    }
+
+    fn pull_state(&mut self, source: &str) -> Result<Option<String>> {
+        self.row(
+            "SELECT state FROM pull_state WHERE source = ?1",
+            [source],
+            |r| r.text(0),
+        )
+    }
+
+    fn pull_states(&mut self) -> Result<Vec<(String, String)>> {
+        self.rows(
+            "SELECT source, state FROM pull_state ORDER BY source",
+            [],
+            |r| Ok((r.text(0)?, r.text(1)?)),
         )
     }
 }

@@ -17,6 +17,10 @@ use store::{
 };
 use support::{Must, TempDir, pg_database};
 
+/// The schema version this build writes (`store::schema`): a fresh or migrated store
+/// must be at it.
+const LATEST_SCHEMA: i64 = 4;
+
 // --- harness
 
 /// A store under test and what it takes to reopen it or reach under it.
@@ -139,6 +143,7 @@ macro_rules! cases {
 cases! {
     store: fresh_store_is_at_latest_version,
     db: v1_store_migrates_with_data_intact,
+    db: v2_store_migrates_all_into_the_union,
     db: newer_store_refuses_to_open,
     store: sources_upsert_by_name,
     store: source_trust_must_be_a_fraction,
@@ -160,13 +165,19 @@ cases! {
     store: journal_serials_grow_per_feed,
     store: journal_since_returns_changes_in_order,
     store: rule_published_serial_is_the_last_appearance,
+    store: union_feed_has_every_rule_once,
+    store: union_feed_is_declared_over_no_rules,
+    store: journal_keeps_order_across_chunks,
     db: serials_continue_after_reopen,
     store: allowlists_replace_add_all,
     store: audit_by_target,
+    store: pull_state_put_replaces,
+    store: snapshot_batches_are_marked,
     store: integrity_check_passes_on_a_good_store,
     db: integrity_check_fails_on_a_serial_behind_its_journal,
     db: integrity_check_fails_on_a_rule_ahead_of_its_feed,
     db: integrity_check_fails_on_an_orphan,
+    db: integrity_check_fails_on_a_wrong_rule_count,
     store: references_to_missing_rows_are_rejected,
     store: error_in_write_leaves_nothing_behind,
     store: read_cannot_write,
@@ -288,7 +299,7 @@ fn publish(store: &mut Store, feed: &str, deltas: &[RuleDelta], at: i64) -> (Rul
 // --- schema and migrations
 
 fn fresh_store_is_at_latest_version(store: &mut Store) {
-    assert_eq!(store.schema_version().must(), 2);
+    assert_eq!(store.schema_version().must(), LATEST_SCHEMA);
     r(store, |tx| tx.integrity_check());
 }
 
@@ -299,33 +310,185 @@ fn v1_store_migrates_with_data_intact(db: &mut Db) {
     };
     assert_eq!(old.store.schema_version().must(), 1);
     assert!(!old.has_index("observations_source"));
-    // v2 only adds indexes, so this build's operations can fill a v1 store.
+    // Sources, indicators and observations have kept their shape, so this build's
+    // operations can fill them; the rules and the journal are written as v1 had them.
     let src = source(&mut old.store, "urlhaus", 0.9, None);
     let id = ids(&mut old.store, &[domain("evil.example")])[0];
     w(&mut old.store, |tx| {
         tx.observations_merge(&[obs(id, src, 100, 200)])
     });
-    publish(&mut old.store, "sd-block", &[delta("evil.example", 1)], 300);
+    old.raw(
+        "INSERT INTO feeds (name, serial, updated_at) VALUES ('sd-block', 1, 300);
+         INSERT INTO feed_rules (feed, trigger, action, refcount, serial_added)
+             VALUES ('sd-block', 'evil.example', 'nxdomain', 1, 1);
+         INSERT INTO journal (feed, serial, at, batch_id) VALUES ('sd-block', 1, 300, NULL);
+         INSERT INTO journal_changes (feed, serial, seq, op, trigger, action)
+             VALUES ('sd-block', 1, 0, '+', 'evil.example', 'nxdomain');",
+    );
 
     old.reopen();
-    assert_eq!(old.store.schema_version().must(), 2);
+    assert_eq!(old.store.schema_version().must(), LATEST_SCHEMA);
     assert!(old.has_index("observations_source"));
     assert!(old.has_index("decisions_state"));
     assert!(old.has_index("audit_target"));
-    let (indicator, observations, rules, feeds) = r(&mut old.store, |tx| {
+    let (indicator, observations, rules, feeds, journal) = r(&mut old.store, |tx| {
         Ok((
             tx.indicator_by_value("evil.example")?,
             tx.observations_of(&[id])?,
             tx.feed_rules("sd-block")?,
             tx.feeds()?,
+            tx.journal_since("sd-block", 0)?,
         ))
     });
     assert_eq!(indicator.map(|i| i.id), Some(id));
     assert_eq!(observations.len(), 1);
     assert_eq!(observations[0].source, "urlhaus");
     assert_eq!(triggers(&rules), ["evil.example"]);
-    assert_eq!(feeds[0].serial, 1);
+    assert_eq!(
+        (feeds[0].serial, feeds[0].rules, feeds[0].union),
+        (1, 1, false)
+    );
+    assert_eq!(journal.len(), 1);
+    assert_eq!(triggers(&journal[0].added), ["evil.example"]);
     r(&mut old.store, |tx| tx.integrity_check());
+    // And it is written to as a store of this version.
+    let (_, serial) = publish(&mut old.store, "sd-block", &[delta("new.example", 1)], 400);
+    assert_eq!(serial, 2);
+    r(&mut old.store, |tx| tx.integrity_check());
+}
+
+/// A v2 store as the hub wrote it: every rule stored again in `all`, counted once per
+/// indicator (`both.example` by a phishing and a malware indicator;
+/// `spam-only.example` by an indicator of no category, in `all` alone), and one
+/// journal row per change.
+fn v2_store_migrates_all_into_the_union(db: &mut Db) {
+    let mut old = match &db.place {
+        Place::Sqlite(_) => Db::sqlite_at(Some(2)),
+        Place::Postgres(_) => Db::postgres_at(Some(2)),
+    };
+    assert_eq!(old.store.schema_version().must(), 2);
+    old.raw(
+        "INSERT INTO feeds (name, serial, updated_at) VALUES
+             ('phishing', 2, 200), ('malware', 1, 100), ('all', 3, 300);
+         INSERT INTO feed_rules (feed, trigger, action, refcount, serial_added) VALUES
+             ('phishing', 'a.example', 'nxdomain', 1, 1),
+             ('phishing', '*.a.example', 'nxdomain', 1, 1),
+             ('phishing', 'both.example', 'nxdomain', 1, 2),
+             ('malware', 'both.example', 'nxdomain', 1, 1),
+             ('all', 'a.example', 'nxdomain', 1, 1),
+             ('all', '*.a.example', 'nxdomain', 1, 1),
+             ('all', 'both.example', 'nxdomain', 2, 2),
+             ('all', 'spam-only.example', 'nxdomain', 1, 3);
+         INSERT INTO journal (feed, serial, at, batch_id) VALUES
+             ('phishing', 1, 100, NULL), ('phishing', 2, 200, NULL),
+             ('malware', 1, 100, NULL),
+             ('all', 1, 100, NULL), ('all', 2, 150, NULL), ('all', 3, 300, NULL);
+         INSERT INTO journal_changes (feed, serial, seq, op, trigger, action) VALUES
+             ('phishing', 1, 0, '+', 'a.example', 'nxdomain'),
+             ('phishing', 1, 1, '+', '*.a.example', 'nxdomain'),
+             ('phishing', 2, 0, '+', 'both.example', 'nxdomain'),
+             ('malware', 1, 0, '+', 'both.example', 'nxdomain'),
+             ('all', 1, 0, '+', 'a.example', 'nxdomain'),
+             ('all', 1, 1, '+', '*.a.example', 'nxdomain'),
+             ('all', 2, 0, '+', 'both.example', 'nxdomain'),
+             ('all', 2, 1, '+', 'gone.example', 'passthru'),
+             ('all', 2, 2, '+', 'other.example', 'nxdomain'),
+             ('all', 3, 0, '+', 'spam-only.example', 'nxdomain'),
+             ('all', 3, 1, '-', 'gone.example', 'passthru');",
+    );
+    // One long entry: 5,000 changes, more than one chunk of the migration.
+    old.raw(
+        "INSERT INTO feeds (name, serial, updated_at) VALUES ('sd-long', 1, 100);
+         INSERT INTO journal (feed, serial, at, batch_id) VALUES ('sd-long', 1, 100, NULL);
+         WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 4999)
+         INSERT INTO journal_changes (feed, serial, seq, op, trigger, action)
+             SELECT 'sd-long', 1, i, '-', 'n' || i || '.example', 'nxdomain' FROM n;",
+    );
+
+    old.reopen();
+    assert_eq!(old.store.schema_version().must(), LATEST_SCHEMA);
+    let (feeds, all, phishing, journal, long, serials) = r(&mut old.store, |tx| {
+        Ok((
+            tx.feeds()?,
+            tx.feed_rules("all")?,
+            tx.feed_rules("phishing")?,
+            tx.journal_since("all", 0)?,
+            tx.journal_since("sd-long", 0)?,
+            (
+                tx.rule_published_serial("all", "both.example")?,
+                tx.rule_published_serial("all", "spam-only.example")?,
+                tx.rule_published_serial("phishing", "both.example")?,
+            ),
+        ))
+    });
+    let feeds: Vec<(&str, u32, u64, bool)> = feeds
+        .iter()
+        .map(|f| (f.name.as_str(), f.serial, f.rules, f.union))
+        .collect();
+    assert_eq!(
+        feeds,
+        [
+            ("all", 3, 4, true),
+            ("malware", 1, 1, false),
+            ("phishing", 2, 3, false),
+            ("sd-long", 1, 0, false),
+        ]
+    );
+    assert_eq!(
+        triggers(&all),
+        [
+            "*.a.example",
+            "a.example",
+            "both.example",
+            "spam-only.example"
+        ]
+    );
+    assert_eq!(
+        triggers(&phishing),
+        ["*.a.example", "a.example", "both.example"]
+    );
+    assert_eq!(serials, (Some(2), Some(3), Some(2)));
+    let entries: Vec<(u32, Vec<&str>, Vec<&str>)> = journal
+        .iter()
+        .map(|e| (e.serial, triggers(&e.added), triggers(&e.removed)))
+        .collect();
+    assert_eq!(
+        entries,
+        [
+            (1, vec!["a.example", "*.a.example"], vec![]),
+            (
+                2,
+                vec!["both.example", "gone.example", "other.example"],
+                vec![]
+            ),
+            (3, vec!["spam-only.example"], vec!["gone.example"]),
+        ]
+    );
+    assert_eq!(journal[1].added[1].action, "passthru");
+    assert_eq!(long[0].removed.len(), 5000);
+    assert!(
+        long[0]
+            .removed
+            .iter()
+            .enumerate()
+            .all(|(i, r)| r.trigger == format!("n{i}.example")),
+        "the long entry in its order"
+    );
+    r(&mut old.store, |tx| tx.integrity_check());
+    // `both.example` leaves `all` only when it leaves both feeds.
+    let changes = w(&mut old.store, |tx| {
+        let mut deltas = store::RuleDeltas::new();
+        deltas.insert("phishing".into(), vec![delta("both.example", -1)]);
+        tx.rules_adjust(&deltas)
+    });
+    assert_eq!(triggers(&changes["phishing"].removed), ["both.example"]);
+    assert!(changes["all"].is_empty(), "{changes:?}");
+    let changes = w(&mut old.store, |tx| {
+        let mut deltas = store::RuleDeltas::new();
+        deltas.insert("malware".into(), vec![delta("both.example", -1)]);
+        tx.rules_adjust(&deltas)
+    });
+    assert_eq!(triggers(&changes["all"].removed), ["both.example"]);
 }
 
 fn newer_store_refuses_to_open(db: &mut Db) {
@@ -333,7 +496,7 @@ fn newer_store_refuses_to_open(db: &mut Db) {
     match db.try_reopen() {
         Err(StoreError::TooNew {
             found: 99,
-            known: 2,
+            known: LATEST_SCHEMA,
         }) => {}
         other => panic!("expected TooNew, got {other:?}"),
     }
@@ -962,6 +1125,196 @@ fn rule_published_serial_is_the_last_appearance(store: &mut Store) {
     assert_eq!(got, (Some(4), Some(2), None, None));
 }
 
+/// Adjusts several feeds at once and journals every feed that changed, the union
+/// included, as the hub does; returns the changes.
+fn publish_all(
+    store: &mut Store,
+    deltas: &[(&str, &[RuleDelta])],
+    at: i64,
+) -> std::collections::BTreeMap<String, RuleChanges> {
+    let deltas: store::RuleDeltas = deltas
+        .iter()
+        .map(|(feed, d)| ((*feed).to_owned(), d.to_vec()))
+        .collect();
+    w(store, |tx| {
+        let changes = tx.rules_adjust(&deltas)?;
+        for (feed, c) in &changes {
+            if !c.is_empty() {
+                tx.journal_append(feed, c, t(at), None)?;
+            }
+        }
+        Ok(changes)
+    })
+}
+
+fn union_feed_has_every_rule_once(store: &mut Store) {
+    let union = w(store, |tx| tx.feed_declare_union("sd-all"));
+    assert_eq!(
+        (union.name.as_str(), union.serial, union.union),
+        ("sd-all", 0, true)
+    );
+    assert_eq!(
+        w(store, |tx| tx.feed_declare_union("sd-all")),
+        union,
+        "idempotent"
+    );
+    let x = delta("x.example", 1);
+    let y = delta("y.example", 1);
+    let c = publish_all(
+        store,
+        &[
+            ("sd-a", &[x.clone(), y.clone()]),
+            ("sd-b", std::slice::from_ref(&x)),
+        ],
+        100,
+    );
+    assert_eq!(triggers(&c["sd-a"].added), ["x.example", "y.example"]);
+    assert_eq!(triggers(&c["sd-b"].added), ["x.example"]);
+    assert_eq!(
+        triggers(&c["sd-all"].added),
+        ["x.example", "y.example"],
+        "once each"
+    );
+    let read = |store: &mut Store| {
+        r(store, |tx| {
+            Ok((
+                triggers(&tx.feed_rules("sd-all")?)
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>(),
+                tx.feed_rule_count("sd-all")?,
+                tx.rule_published_serial("sd-all", "x.example")?,
+            ))
+        })
+    };
+    assert_eq!(
+        read(store),
+        (
+            vec!["x.example".to_owned(), "y.example".to_owned()],
+            2,
+            Some(1)
+        )
+    );
+    // Leaving one feed while another has it: not a change of the union.
+    let c = publish_all(store, &[("sd-a", &[delta("x.example", -1)])], 200);
+    assert_eq!(triggers(&c["sd-a"].removed), ["x.example"]);
+    assert!(c["sd-all"].is_empty(), "{c:?}");
+    // Moving from one feed to the other in one call: not a change either, and it
+    // keeps the serial at which it entered the union.
+    let c = publish_all(
+        store,
+        &[
+            ("sd-b", &[delta("x.example", -1)]),
+            ("sd-a", std::slice::from_ref(&x)),
+        ],
+        300,
+    );
+    assert_eq!(triggers(&c["sd-a"].added), ["x.example"]);
+    assert_eq!(triggers(&c["sd-b"].removed), ["x.example"]);
+    assert!(c["sd-all"].is_empty(), "{c:?}");
+    assert_eq!(read(store).2, Some(1));
+    // A rule only the union carries, then also a feed: it enters once, and leaves
+    // when the last of them lets go.
+    let z = delta("z.example", 1);
+    let c = publish_all(store, &[("sd-all", std::slice::from_ref(&z))], 400);
+    assert_eq!(triggers(&c["sd-all"].added), ["z.example"]);
+    let c = publish_all(store, &[("sd-a", std::slice::from_ref(&z))], 500);
+    assert!(c["sd-all"].is_empty(), "{c:?}");
+    let c = publish_all(store, &[("sd-all", &[delta("z.example", -1)])], 600);
+    assert!(c["sd-all"].is_empty(), "{c:?}");
+    assert_eq!(
+        r(store, |tx| tx.rule_published_serial("sd-all", "z.example")),
+        Some(2)
+    );
+    let c = publish_all(store, &[("sd-a", &[delta("z.example", -1)])], 700);
+    assert_eq!(triggers(&c["sd-all"].removed), ["z.example"]);
+    assert_eq!(
+        r(store, |tx| tx.rule_published_serial("sd-all", "z.example")),
+        None
+    );
+    // The union's journal is the exact history of its rule set.
+    let journal = r(store, |tx| tx.journal_since("sd-all", 0));
+    let entries: Vec<(u32, Vec<&str>, Vec<&str>)> = journal
+        .iter()
+        .map(|e| (e.serial, triggers(&e.added), triggers(&e.removed)))
+        .collect();
+    assert_eq!(
+        entries,
+        [
+            (1, vec!["x.example", "y.example"], vec![]),
+            (2, vec!["z.example"], vec![]),
+            (3, vec![], vec!["z.example"]),
+        ]
+    );
+    assert_eq!(
+        read(store),
+        (
+            vec!["x.example".to_owned(), "y.example".to_owned()],
+            2,
+            Some(1)
+        )
+    );
+    // One feed's adjustment cannot drop the union's changes on the floor.
+    let lost = store.write(|tx| tx.feed_rules_adjust("sd-a", &[delta("w.example", 1)]));
+    assert!(matches!(lost, Err(StoreError::Invalid(_))), "{lost:?}");
+    let second = store.write(|tx| tx.feed_declare_union("sd-a"));
+    assert!(matches!(second, Err(StoreError::Invalid(_))), "{second:?}");
+    r(store, |tx| tx.integrity_check());
+}
+
+fn union_feed_is_declared_over_no_rules(store: &mut Store) {
+    publish(store, "sd-block", &[delta("a.example", 1)], 100);
+    let early = store.write(|tx| tx.feed_declare_union("sd-all"));
+    assert!(matches!(early, Err(StoreError::Invalid(_))), "{early:?}");
+    publish(store, "sd-block", &[delta("a.example", -1)], 200);
+    let union = w(store, |tx| tx.feed_declare_union("sd-all"));
+    assert!(union.union);
+    let c = publish_all(store, &[("sd-block", &[delta("a.example", 1)])], 300);
+    assert_eq!(triggers(&c["sd-all"].added), ["a.example"]);
+    r(store, |tx| tx.integrity_check());
+}
+
+fn journal_keeps_order_across_chunks(store: &mut Store) {
+    // Alternating actions and long runs: additions first, each in the order given.
+    let rule = |i: usize| RuleText {
+        trigger: format!("host-{i:05}-with-a-long-enough-name.example"),
+        action: if i % 1000 < 500 {
+            "nxdomain"
+        } else {
+            "passthru"
+        }
+        .into(),
+    };
+    let changes = RuleChanges {
+        added: (0..6000).rev().map(rule).collect(),
+        removed: (6000..9000).map(rule).collect(),
+    };
+    let serial = w(store, |tx| {
+        tx.journal_append("sd-block", &changes, t(100), None)
+    });
+    let journal = r(store, |tx| tx.journal_since("sd-block", 0));
+    assert_eq!(serial, 1);
+    assert_eq!(
+        (journal[0].added.clone(), journal[0].removed.clone()),
+        (changes.added, changes.removed)
+    );
+    let bad = RuleChanges {
+        added: vec![
+            rule(1),
+            RuleText {
+                trigger: "a\nb.example".into(),
+                action: "nxdomain".into(),
+            },
+        ],
+        removed: vec![],
+    };
+    let refused = store.write(|tx| tx.journal_append("sd-block", &bad, t(200), None));
+    assert!(
+        matches!(refused, Err(StoreError::Invalid(_))),
+        "{refused:?}"
+    );
+}
+
 fn serials_continue_after_reopen(db: &mut Db) {
     publish(&mut db.store, "sd-block", &[delta("a.example", 1)], 100);
     publish(&mut db.store, "sd-block", &[delta("b.example", 1)], 200);
@@ -1048,6 +1401,54 @@ fn audit_by_target(store: &mut Store) {
     assert!(r(store, |tx| tx.audit_for("nothing")).is_empty());
 }
 
+fn pull_state_put_replaces(store: &mut Store) {
+    assert_eq!(r(store, |tx| tx.pull_state("urlhaus")), None);
+    w(store, |tx| {
+        tx.pull_state_put("urlhaus", r#"{"etag":"\"a\""}"#, t(100))?;
+        tx.pull_state_put("openphish", "{}", t(100))?;
+        tx.pull_state_put("urlhaus", r#"{"etag":"\"b\""}"#, t(200))
+    });
+    assert_eq!(
+        r(store, |tx| tx.pull_state("urlhaus")).as_deref(),
+        Some(r#"{"etag":"\"b\""}"#)
+    );
+    assert_eq!(
+        r(store, |tx| tx.pull_states()),
+        [
+            ("openphish".to_owned(), "{}".to_owned()),
+            ("urlhaus".to_owned(), r#"{"etag":"\"b\""}"#.to_owned())
+        ]
+    );
+}
+
+fn snapshot_batches_are_marked(store: &mut Store) {
+    let src = source(store, "urlhaus", 0.9, None);
+    let batch = |tx: &mut dyn Tx| {
+        tx.batch_create(&NewBatch {
+            source_id: src,
+            origin: "http://feed.example/list.txt".into(),
+            status: BatchStatus::Held,
+            created_at: t(100),
+            note: String::new(),
+        })
+    };
+    let (snap, plain) = w(store, |tx| {
+        let snap = batch(tx)?;
+        let plain = batch(tx)?;
+        tx.batch_mark_snapshot(snap)?;
+        tx.batch_mark_snapshot(snap)?;
+        Ok((snap, plain))
+    });
+    assert!(r(store, |tx| tx.batch_is_snapshot(snap)));
+    assert!(!r(store, |tx| tx.batch_is_snapshot(plain)));
+    // Only a batch that exists can be marked.
+    assert!(
+        store
+            .write(|tx| tx.batch_mark_snapshot(snap + 100))
+            .is_err()
+    );
+}
+
 // --- integrity, transactions
 
 /// A store with some of everything.
@@ -1111,6 +1512,18 @@ fn integrity_check_fails_on_an_orphan(db: &mut Db) {
     );
     match db.store.read(|tx| tx.integrity_check()) {
         Err(StoreError::Integrity(message)) => assert!(message.contains("decisions"), "{message}"),
+        other => panic!("expected an integrity failure, got {other:?}"),
+    }
+}
+
+fn integrity_check_fails_on_a_wrong_rule_count(db: &mut Db) {
+    populate(&mut db.store);
+    db.raw("UPDATE feeds SET rules = 5 WHERE name = 'sd-block'");
+    match db.store.read(|tx| tx.integrity_check()) {
+        Err(StoreError::Integrity(message)) => assert!(
+            message.contains("feed sd-block: 5 rules counted but 1 stored"),
+            "{message}"
+        ),
         other => panic!("expected an integrity failure, got {other:?}"),
     }
 }
