@@ -228,14 +228,24 @@ fn read_pieces(
     if head.soa.is_none() && !eof {
         return Ok(None);
     }
-    // One rule per line at most: lines of the first piece scaled to the file's size.
-    let lines = memchr::memchr_iter(b'\n', first.as_bytes()).count() + 1;
-    let rules = if eof {
-        lines
+    // One rule per line at most, and a name no longer than the line's first word:
+    // counted in the first piece and scaled to the file's size, with 5% to spare for
+    // the spread of names over shards. Arenas sized close to what they will hold
+    // leave little to free, and an allocator that keeps freed memory (mimalloc does,
+    // for a while) little to keep.
+    let (lines, words) = first_words(&first);
+    let (rules, name_bytes) = if eof {
+        (lines, words)
     } else {
-        lines.saturating_mul(size / end.max(1) + 1)
+        let scale = |n: usize| {
+            let n = u128::try_from(n).unwrap_or(u128::MAX);
+            let total =
+                n * u128::try_from(size).unwrap_or(0) / u128::try_from(end.max(1)).unwrap_or(1);
+            usize::try_from(total + total / 20).unwrap_or(usize::MAX)
+        };
+        (scale(lines), scale(words))
     };
-    let mut loader = Loader::new(rules, size);
+    let mut loader = Loader::new(rules, name_bytes);
     let mut reader = rpz::StreamReader::new();
     reader
         .feed(&first, eof, &mut |o| loader.take(o))
@@ -267,6 +277,18 @@ fn read_pieces(
     Ok(Some((head, parsed, loader)))
 }
 
+/// Lines of `text`, and the bytes of their first words (a bound of the owners' names).
+fn first_words(text: &str) -> (usize, usize) {
+    let mut lines = 0;
+    let mut bytes = 0;
+    for line in text.split('\n') {
+        lines += 1;
+        let word = line.split([' ', '\t', '\r']).next().unwrap_or_default();
+        bytes += word.len();
+    }
+    (lines, bytes)
+}
+
 /// Reads a zone file whole (gzip, or an apex known only at the end).
 fn read_whole(path: &std::path::Path) -> Result<(rpz::ZoneHead, formats::Parsed, Loader), String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
@@ -282,7 +304,31 @@ fn read_whole(path: &std::path::Path) -> Result<(rpz::ZoneHead, formats::Parsed,
 }
 
 /// Reads one zone file into the matcher's rules.
+///
+/// On a thread of its own that ends with the load: the allocator (mimalloc) returns
+/// memory freed by a thread when that thread exits, while memory freed by a thread
+/// that lives on is only returned after a delay, on some later allocation. Loading
+/// frees tens of MB (file pieces, the builder's arenas), so on the serving thread it
+/// stayed resident. The rule set itself outlives the thread, as any allocation does.
 pub fn load_matcher_zone(spec: &ZoneFile) -> Result<MatcherZone, LoadError> {
+    std::thread::scope(|scope| {
+        let spawned = std::thread::Builder::new()
+            .name("zone-load".into())
+            .spawn_scoped(scope, || load_zone(spec));
+        match spawned {
+            Ok(handle) => handle.join().unwrap_or_else(|_| {
+                Err(LoadError {
+                    path: spec.path.clone(),
+                    message: "the loading thread failed".into(),
+                })
+            }),
+            // No thread to spare: load here.
+            Err(_) => load_zone(spec),
+        }
+    })
+}
+
+fn load_zone(spec: &ZoneFile) -> Result<MatcherZone, LoadError> {
     let err = |message: String| LoadError {
         path: spec.path.clone(),
         message,

@@ -270,10 +270,11 @@ impl TableBuilder {
             mut index,
             extras,
         } = self;
-        // An exact copy rather than a shrink in place: allocators may keep a shrunk
-        // block's tail (mimalloc keeps the whole block when it shrinks by less than
-        // half), and a set holds 128–1024 arenas for its whole life.
-        let arena: Box<[u8]> = if arena.capacity() > arena.len() {
+        // Much unused room: an exact copy rather than a shrink in place, which an
+        // allocator may do by keeping the block (mimalloc keeps the whole block when
+        // it shrinks by less than half), for a set that holds 128–1024 arenas for its
+        // whole life. Little room: a shrink, rather than freeing the whole block.
+        let arena: Box<[u8]> = if arena.capacity() - arena.len() > arena.len() / 8 {
             Box::from(arena.as_slice())
         } else {
             arena.into_boxed_slice()
