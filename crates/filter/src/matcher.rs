@@ -304,31 +304,7 @@ fn read_whole(path: &std::path::Path) -> Result<(rpz::ZoneHead, formats::Parsed,
 }
 
 /// Reads one zone file into the matcher's rules.
-///
-/// On a thread of its own that ends with the load: the allocator (mimalloc) returns
-/// memory freed by a thread when that thread exits, while memory freed by a thread
-/// that lives on is only returned after a delay, on some later allocation. Loading
-/// frees tens of MB (file pieces, the builder's arenas), so on the serving thread it
-/// stayed resident. The rule set itself outlives the thread, as any allocation does.
 pub fn load_matcher_zone(spec: &ZoneFile) -> Result<MatcherZone, LoadError> {
-    std::thread::scope(|scope| {
-        let spawned = std::thread::Builder::new()
-            .name("zone-load".into())
-            .spawn_scoped(scope, || load_zone(spec));
-        match spawned {
-            Ok(handle) => handle.join().unwrap_or_else(|_| {
-                Err(LoadError {
-                    path: spec.path.clone(),
-                    message: "the loading thread failed".into(),
-                })
-            }),
-            // No thread to spare: load here.
-            Err(_) => load_zone(spec),
-        }
-    })
-}
-
-fn load_zone(spec: &ZoneFile) -> Result<MatcherZone, LoadError> {
     let err = |message: String| LoadError {
         path: spec.path.clone(),
         message,
