@@ -26,7 +26,7 @@ use formats::readers::rpz;
 use indicator::Domain;
 use policy::{
     LivePolicy, Matched, Policy, QueryName, Redirect, Response, RuleSet, RuleSetBuilder, Trigger,
-    Zone, ZoneOptions,
+    Zone, ZoneOptions, ZoneTrigger,
 };
 
 use crate::reference::{ZonePolicy, allowlist_zone};
@@ -182,15 +182,208 @@ fn owner_rule(owner: &OwnerRecords, apex: &str) -> Option<(policy::ZoneTrigger, 
     }
 }
 
+/// Rules as a zone file's owners come in: the builder, the responses encoded to wire
+/// form, and what could not be used.
+struct Loader {
+    builder: RuleSetBuilder,
+    encoded: HashMap<Response, front::Policy>,
+    diagnostics: Vec<String>,
+    not_applied: usize,
+}
+
+impl Loader {
+    fn new(rules: usize, name_bytes: usize) -> Loader {
+        Loader {
+            builder: RuleSetBuilder::with_capacity_and_bytes(rules, name_bytes),
+            encoded: HashMap::new(),
+            diagnostics: Vec::new(),
+            not_applied: 0,
+        }
+    }
+
+    fn take(&mut self, owner: rpz::OwnerPolicy<'_>) {
+        let rule = policy::rpz::rule_from_policy(&owner.value, owner.hint, &owner.policy);
+        let (trigger, response) = match rule {
+            Ok(rule) => rule,
+            Err(policy::rpz::Unused::NotPolicy) => return,
+            Err(policy::rpz::Unused::NotApplied(_)) => {
+                self.not_applied += 1;
+                return;
+            }
+            Err(e @ policy::rpz::Unused::Invalid(_)) => {
+                self.diagnostics.push(format!("line {}: {e}", owner.line));
+                return;
+            }
+        };
+        if matches!(response, Response::Redirect(_) | Response::LocalData(_))
+            && !self.encoded.contains_key(&response)
+        {
+            match encode(&response) {
+                Ok(Some(p)) => {
+                    self.encoded.insert(response.clone(), p);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    self.diagnostics.push(format!(
+                        "line {}: {} not loaded: {e}",
+                        owner.line, owner.value
+                    ));
+                    return;
+                }
+            }
+        }
+        // An owner whose records are not adjacent comes again (`parse_each`): merged
+        // as the reader merges an owner's records.
+        let old = match &trigger {
+            ZoneTrigger::Qname(t) => self.builder.insert_name(t, response.clone()),
+            other => self.builder.insert(other.clone(), response.clone()),
+        };
+        if let Some(old) = old
+            && let Some((kept, problem)) = merged(old, response)
+        {
+            if let Some(problem) = problem {
+                self.diagnostics
+                    .push(format!("line {}: {trigger} {problem}", owner.line));
+            }
+            self.builder.insert(trigger, kept);
+        }
+    }
+}
+
+/// How much of a zone file is read at a time.
+const PIECE: usize = 4 << 20;
+
+/// Reads a zone file piece by piece ([`rpz::StreamReader`]): never the whole file in
+/// memory beside the rules. `Ok(None)` when the file must be read whole instead
+/// (gzip, or no absolute SOA owner in its first piece), decided before any rule is
+/// taken.
+fn read_pieces(
+    path: &std::path::Path,
+    piece: usize,
+) -> Result<Option<(rpz::ZoneHead, formats::Parsed, Loader)>, String> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
+    let size = file
+        .metadata()
+        .map(|m| usize::try_from(m.len()).unwrap_or(usize::MAX))
+        .unwrap_or(0);
+    let mut buf: Vec<u8> = Vec::with_capacity(piece.min(size.saturating_add(1)));
+    // Fills `buf` up to PIECE bytes; true at the end of the file.
+    let mut fill = |buf: &mut Vec<u8>| -> Result<bool, String> {
+        let want = piece.saturating_sub(buf.len()) as u64;
+        let got = (&mut file)
+            .take(want)
+            .read_to_end(buf)
+            .map_err(|e| format!("cannot read: {e}"))?;
+        Ok((got as u64) < want || want == 0 && buf.is_empty())
+    };
+    let mut eof = fill(&mut buf)?;
+    if buf.starts_with(&[0x1f, 0x8b]) {
+        return Ok(None);
+    }
+    // Whole lines only; the rest waits for the next piece.
+    let cut = |buf: &[u8], eof: bool| {
+        if eof {
+            buf.len()
+        } else {
+            memchr::memrchr(b'\n', buf).map_or(0, |i| i + 1)
+        }
+    };
+    let mut end = cut(&buf, eof);
+    if end == 0 && !eof {
+        // A first "line" of 4 MiB: not a zone file we can read by pieces.
+        return Ok(None);
+    }
+    let first = formats::decode(buf.get(..end).unwrap_or_default()).map_err(|e| e.to_string())?;
+    let head = rpz::head(&first);
+    if head.soa.is_none() && !eof {
+        return Ok(None);
+    }
+    // One rule per line at most, and a name no longer than the line's first word:
+    // counted in the first piece and scaled to the file's size, with 5% to spare for
+    // the spread of names over shards. Arenas sized close to what they will hold
+    // leave little to free, and an allocator that keeps freed memory (mimalloc does,
+    // for a while) little to keep.
+    let (lines, words) = first_words(&first);
+    let (rules, name_bytes) = if eof {
+        (lines, words)
+    } else {
+        let scale = |n: usize| {
+            let n = u128::try_from(n).unwrap_or(u128::MAX);
+            let total =
+                n * u128::try_from(size).unwrap_or(0) / u128::try_from(end.max(1)).unwrap_or(1);
+            usize::try_from(total + total / 20).unwrap_or(usize::MAX)
+        };
+        (scale(lines), scale(words))
+    };
+    let mut loader = Loader::new(rules, name_bytes);
+    let mut reader = rpz::StreamReader::new();
+    reader
+        .feed(&first, eof, &mut |o| loader.take(o))
+        .map_err(|e| e.to_string())?;
+    drop(first);
+    if !reader.placed() && !eof {
+        return Ok(None);
+    }
+    while !eof {
+        buf.drain(..end);
+        eof = fill(&mut buf)?;
+        end = cut(&buf, eof);
+        if end == 0 && !eof {
+            return Err(format!(
+                "a line of more than {} MiB after line {}: not a zone file",
+                piece >> 20,
+                reader.line()
+            ));
+        }
+        let piece = String::from_utf8_lossy(buf.get(..end).unwrap_or_default());
+        reader
+            .feed(&piece, eof, &mut |o| loader.take(o))
+            .map_err(|e| e.to_string())?;
+    }
+    drop(buf);
+    let parsed = reader
+        .finish(&mut |o| loader.take(o))
+        .map_err(|e| e.to_string())?;
+    Ok(Some((head, parsed, loader)))
+}
+
+/// Lines of `text`, and the bytes of their first words (a bound of the owners' names).
+fn first_words(text: &str) -> (usize, usize) {
+    let mut lines = 0;
+    let mut bytes = 0;
+    for line in text.split('\n') {
+        lines += 1;
+        let word = line.split([' ', '\t', '\r']).next().unwrap_or_default();
+        bytes += word.len();
+    }
+    (lines, bytes)
+}
+
+/// Reads a zone file whole (gzip, or an apex known only at the end).
+fn read_whole(path: &std::path::Path) -> Result<(rpz::ZoneHead, formats::Parsed, Loader), String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+    let text = formats::decode(&bytes).map_err(|e| e.to_string())?;
+    let head = rpz::head(&text);
+    // Sized up front (one rule per line at most, lines counted at memchr speed; the
+    // names' bytes at most the file's): the builder then never splits its shards nor
+    // grows an arena while loading.
+    let lines = memchr::memchr_iter(b'\n', text.as_bytes()).count() + 1;
+    let mut loader = Loader::new(lines, text.len());
+    let parsed = rpz::parse_each(&text, &mut |o| loader.take(o)).map_err(|e| e.to_string())?;
+    Ok((head, parsed, loader))
+}
+
 /// Reads one zone file into the matcher's rules.
 pub fn load_matcher_zone(spec: &ZoneFile) -> Result<MatcherZone, LoadError> {
     let err = |message: String| LoadError {
         path: spec.path.clone(),
         message,
     };
-    let bytes = std::fs::read(&spec.path).map_err(|e| err(format!("cannot read: {e}")))?;
-    let text = formats::decode(&bytes).map_err(|e| err(e.to_string()))?;
-    let head = rpz::head(&text);
+    let (head, read, loader) = match read_pieces(&spec.path, PIECE).map_err(err)? {
+        Some(done) => done,
+        None => read_whole(&spec.path).map_err(err)?,
+    };
     let name = spec.name.clone().or(head.apex).ok_or_else(|| {
         err(
             "the file does not name its zone (no absolute SOA owner or $ORIGIN): give name=NAME"
@@ -209,41 +402,17 @@ pub fn load_matcher_zone(spec: &ZoneFile) -> Result<MatcherZone, LoadError> {
     });
     let zone = Arc::new(PolicyZone::new(&name, soa).map_err(err)?);
     let options = zone_options(&spec.policy).map_err(err)?;
-    let mut encoded = HashMap::new();
+    let Loader {
+        builder,
+        mut encoded,
+        diagnostics,
+        not_applied,
+    } = loader;
     if let Some(r) = &options.policy
         && let Some(p) = encode(r).map_err(err)?
     {
         encoded.insert(r.clone(), p);
     }
-    let mut builder = RuleSetBuilder::new();
-    let mut diagnostics = Vec::new();
-    let mut not_applied = 0;
-    let mut sink = |record: formats::Record| match policy::rpz::rule_from_record(&record) {
-        Ok((trigger, response)) => {
-            if matches!(response, Response::Redirect(_) | Response::LocalData(_))
-                && !encoded.contains_key(&response)
-            {
-                match encode(&response) {
-                    Ok(Some(p)) => {
-                        encoded.insert(response.clone(), p);
-                    }
-                    Ok(None) => {}
-                    Err(e) => {
-                        diagnostics
-                            .push(format!("{}: {} not loaded: {e}", record.at, record.value));
-                        return;
-                    }
-                }
-            }
-            builder.insert(trigger, response);
-        }
-        Err(policy::rpz::Unused::NotPolicy) => {}
-        Err(policy::rpz::Unused::NotApplied(_)) => not_applied += 1,
-        Err(e @ policy::rpz::Unused::Invalid(_)) => {
-            diagnostics.push(format!("{}: {e}", record.at));
-        }
-    };
-    let read = rpz::parse_each(&text, &mut sink).map_err(|e| err(e.to_string()))?;
     let mut all: Vec<String> = read.diagnostics.iter().map(ToString::to_string).collect();
     all.extend(diagnostics);
     let rules = builder.build();
@@ -258,6 +427,28 @@ pub fn load_matcher_zone(spec: &ZoneFile) -> Result<MatcherZone, LoadError> {
         rules,
         encoded,
     })
+}
+
+/// What a trigger keeps when a later record of its owner says `new` and it has
+/// `old`: local data adds up; anything else keeps the first (and says so, unless the
+/// two agree). `None` when `new` may stand.
+fn merged(old: Response, new: Response) -> Option<(Response, Option<String>)> {
+    match (old, new) {
+        (old, new) if old == new => None,
+        (Response::LocalData(old), Response::LocalData(new)) => {
+            let mut all = old.into_vec();
+            for rr in new {
+                if !all.contains(&rr) {
+                    all.push(rr);
+                }
+            }
+            Some((Response::LocalData(all.into_boxed_slice()), None))
+        }
+        (old, new) => {
+            let problem = format!("already has {old}: {new} ignored");
+            Some((old, Some(problem)))
+        }
+    }
 }
 
 /// The allowlist as a rule set: every name and everything below it answers PASSTHRU.
@@ -734,6 +925,107 @@ mod tests {
             m.zone_serials(),
             [("local.rpz".to_owned(), 0), (apex.to_owned(), 2)]
         );
+    }
+
+    /// A zone file read line by line (owners emitted as they end, a returning owner
+    /// merged into the rule set) gives the rules of the zone read whole.
+    #[test]
+    fn returning_owners_merge_as_in_a_whole_read() {
+        let text = "$ORIGIN rpz.example.\n\
+            @ SOA ns. hostmaster. 1 2 3 4 5\n\
+            @ NS ns.\n\
+            a.example A 192.0.2.1\n\
+            b.example CNAME .\n\
+            a.example AAAA 2001:db8::1\n\
+            c.example CNAME rpz-drop.\n\
+            b.example CNAME *.\n\
+            a.example A 192.0.2.1\n\
+            *.c.example CNAME walled.garden.example.\n\
+            C.Example CNAME rpz-drop.\n";
+        let path = std::env::temp_dir().join(format!(
+            "sharedefend-matcher-merge-{}.rpz",
+            std::process::id()
+        ));
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+        let spec = ZoneFile {
+            path: path.clone(),
+            name: None,
+            policy: ZonePolicy::Given,
+        };
+        let loaded = load_matcher_zone(&spec);
+        let _ = std::fs::remove_file(&path);
+        let loaded = loaded.unwrap_or_else(|e| panic!("{e}"));
+        let show = |rules: &RuleSet| {
+            let mut all: Vec<String> = rules.rules().map(|(t, r)| format!("{t} {r}")).collect();
+            all.sort();
+            all.join("\n")
+        };
+        let whole = rpz::parse(text).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            show(&loaded.rules),
+            show(&policy::rpz::load_rpz(&whole).rules)
+        );
+        expect_test::expect![[r#"
+            *.c.example cname walled.garden.example
+            a.example local [A 192.0.2.1] [AAAA 2001:db8::1]
+            b.example nxdomain
+            c.example drop"#]]
+        .assert_eq(&show(&loaded.rules));
+        expect_test::expect![[r#"
+            ["line 8: b.example already has nxdomain: nodata ignored"]"#]]
+        .assert_eq(&format!("{:?}", loaded.report.diagnostics));
+    }
+
+    /// A zone read by pieces (cut inside an owner's records and inside parentheses)
+    /// gives the rules and diagnostics of the zone read whole.
+    #[test]
+    fn pieces_read_as_the_whole_file() {
+        let mut text =
+            String::from("$ORIGIN rpz.example.\n@ SOA ( ns. hostmaster.\n 1 2 3 4 5 )\n@ NS ns.\n");
+        for i in 0..300 {
+            text.push_str(&format!("n{i}.example CNAME .\n"));
+            if i % 7 == 0 {
+                text.push_str(&format!("*.n{i}.example CNAME rpz-drop.\n"));
+            }
+            if i % 11 == 0 {
+                text.push_str(&format!(
+                    "l{i}.example A 192.0.2.{}\n\tTXT ( \"x\"\n \"y\" )\n",
+                    i % 250
+                ));
+            }
+            if i % 13 == 0 {
+                text.push_str(&format!("n{}.example CNAME *.\nbad..{i} CNAME .\n", i / 2));
+            }
+        }
+        let path = std::env::temp_dir().join(format!(
+            "sharedefend-matcher-pieces-{}.rpz",
+            std::process::id()
+        ));
+        std::fs::write(&path, &text).unwrap_or_else(|e| panic!("{e}"));
+        let show = |(head, parsed, loader): (rpz::ZoneHead, formats::Parsed, Loader)| {
+            let rules = loader.builder.build();
+            let mut all: Vec<String> = rules.rules().map(|(t, r)| format!("{t} {r}")).collect();
+            all.sort();
+            let diags: Vec<String> = parsed.diagnostics.iter().map(ToString::to_string).collect();
+            format!(
+                "{head:?}\n{}\n{diags:?}\n{:?}",
+                all.join("\n"),
+                loader.diagnostics
+            )
+        };
+        let whole = read_whole(&path).map(show);
+        // A first piece without the whole SOA: read whole instead.
+        assert!(matches!(read_pieces(&path, 40), Ok(None)));
+        for piece in [64, 100, 1000, 1 << 20] {
+            let pieces = read_pieces(&path, piece).map(|r| r.map(show));
+            assert_eq!(
+                pieces.as_ref().ok().and_then(Option::as_ref),
+                whole.as_ref().ok(),
+                "piece {piece}"
+            );
+        }
+        let _ = std::fs::remove_file(&path);
+        assert!(whole.is_ok_and(|w| w.contains("n9.example nxdomain") && w.contains("bad..13")));
     }
 
     #[test]

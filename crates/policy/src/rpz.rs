@@ -8,8 +8,8 @@
 //! names. `policy` depends on `formats`, not the reverse: formats stays the layer
 //! of syntax, this crate the layer of meaning (the layout in DESIGN.md).
 
-use formats::{Diagnostic, Parsed, Record, RpzAction, RpzTrigger};
-use indicator::{Domain, Indicator};
+use formats::{Diagnostic, Parsed, Record, RpzAction, RpzPolicy, RpzTrigger};
+use indicator::{Domain, Hint, Indicator};
 
 use crate::{LocalRecord, Redirect, Response, RuleSet, RuleSetBuilder, Trigger, ZoneTrigger};
 
@@ -34,21 +34,29 @@ pub fn rule_from_record(record: &Record) -> Result<(ZoneTrigger, Response), Unus
         .as_ref()
         .and_then(|m| m.rpz.as_ref())
         .ok_or(Unused::NotPolicy)?;
+    rule_from_policy(&record.value, record.hint, policy)
+}
+
+/// The rule of one owner's policy, as the RPZ reader states it ([`rule_from_record`]
+/// without the record: what a streaming load gets from `rpz::parse_each`).
+pub fn rule_from_policy(
+    value: &str,
+    hint: Hint,
+    policy: &RpzPolicy,
+) -> Result<(ZoneTrigger, Response), Unused> {
     let trigger = match &policy.trigger {
-        RpzTrigger::Qname => match record.normalise() {
+        RpzTrigger::Qname => match Indicator::parse(value, hint) {
             Ok(Indicator::Domain(d)) => ZoneTrigger::Qname(Trigger::Exact(d)),
             Ok(Indicator::Wildcard(d)) => ZoneTrigger::Qname(Trigger::Wildcard(d)),
             Ok(other) => {
                 return Err(Unused::Invalid(format!(
-                    "owner {:?} reads as {} {other}, not a name",
-                    record.value,
+                    "owner {value:?} reads as {} {other}, not a name",
                     other.kind().as_str()
                 )));
             }
             Err(e) => {
                 return Err(Unused::Invalid(format!(
-                    "owner {:?} is not a usable name: {e}",
-                    record.value
+                    "owner {value:?} is not a usable name: {e}"
                 )));
             }
         },

@@ -270,7 +270,15 @@ impl TableBuilder {
             mut index,
             extras,
         } = self;
-        let arena = arena.into_boxed_slice();
+        // Much unused room: an exact copy rather than a shrink in place, which an
+        // allocator may do by keeping the block (mimalloc keeps the whole block when
+        // it shrinks by less than half), for a set that holds 128–1024 arenas for its
+        // whole life. Little room: a shrink, rather than freeing the whole block.
+        let arena: Box<[u8]> = if arena.capacity() - arena.len() > arena.len() / 8 {
+            Box::from(arena.as_slice())
+        } else {
+            arena.into_boxed_slice()
+        };
         index.shrink_to_fit(|&o| {
             let o = o as usize;
             let len = arena.get(o + 1).map_or(0, |&l| usize::from(l));
@@ -829,11 +837,19 @@ impl RuleSetBuilder {
     /// A builder sized for about `rules` rules: the shards are made up front instead
     /// of split as the set grows (faster and lighter for a zone of known size).
     pub fn with_capacity(rules: usize) -> RuleSetBuilder {
+        RuleSetBuilder::with_capacity_and_bytes(rules, rules * 24)
+    }
+
+    /// Like [`RuleSetBuilder::with_capacity`], with an upper bound of the names'
+    /// bytes (a zone file's length bounds its owners' text): no arena then grows by
+    /// doubling while loading, which would leave up to half of each one unused.
+    pub fn with_capacity_and_bytes(rules: usize, name_bytes: usize) -> RuleSetBuilder {
         let shards = (rules / SHARD_TARGET).next_power_of_two().min(MAX_SHARDS);
         let mut builder = RuleSetBuilder::with_shards(shards);
         let per_shard = rules / shards + 1;
+        let bytes = name_bytes / shards + per_shard * HEADER;
         for shard in &mut builder.shards {
-            *shard = TableBuilder::with_capacity(per_shard, per_shard * 24);
+            *shard = TableBuilder::with_capacity(per_shard, bytes);
         }
         builder
     }

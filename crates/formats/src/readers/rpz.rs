@@ -32,18 +32,69 @@ use crate::{Format, Location, Meta, Parsed, ReadError, Record, RpzAction, RpzPol
 
 pub fn parse(text: &str) -> Result<Parsed, ReadError> {
     let mut records = Vec::new();
-    let mut parsed = parse_each(text, &mut |r| records.push(r))?;
+    let mut parsed = read(text, false, &mut |r| records.push(r.into_record()))?;
     parsed.records = records;
     Ok(parsed)
 }
 
-/// Like [`parse`], but hands each record to `sink` as it is made instead of
-/// collecting them: a loader that turns records into something smaller (the
-/// filter's matcher) never holds a million `Record`s at once. The returned
-/// `Parsed` has the diagnostics and no records.
-pub fn parse_each(text: &str, sink: &mut dyn FnMut(Record)) -> Result<Parsed, ReadError> {
+/// One owner's policy as [`parse_each`] hands it over: what [`parse`] makes a
+/// [`Record`] of, borrowed from the zone text where it can be (no allocation per
+/// owner for the usual `name CNAME .`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnerPolicy<'t> {
+    pub line: u32,
+    /// The record's value: the owner below the apex (`name`, `*.name`), or the
+    /// network of an address trigger.
+    pub value: Cow<'t, str>,
+    pub hint: Hint,
+    pub policy: RpzPolicy,
+}
+
+impl OwnerPolicy<'_> {
+    /// The record [`parse`] makes of this owner.
+    pub fn into_record(self) -> Record {
+        let allow = self.policy.action == RpzAction::Passthru;
+        let record = Record::new(
+            Location::Line(self.line),
+            self.value.into_owned(),
+            self.hint,
+        );
+        let record = if allow { record.allow() } else { record };
+        record.with_meta(Meta {
+            rpz: Some(self.policy),
+            ..Meta::default()
+        })
+    }
+}
+
+/// Like [`parse`], but hands each owner's policy to `sink` as soon as its records
+/// end, instead of collecting records: a loader that turns them into something
+/// smaller (the filter's matcher) never holds a million `Record`s, nor a million
+/// pending owners, at once. The returned `Parsed` has the diagnostics and no
+/// records.
+///
+/// Zones are written owner by owner, so once the apex is known (an absolute SOA
+/// owner, the usual `$ORIGIN` + `@ SOA`) an owner is complete when a line names
+/// another owner. The price: an owner whose records are **not** adjacent (it
+/// reappears after other owners) comes to `sink` once per run of its records, and
+/// the consumer merges them ([`parse`] merges them itself, and reports conflicts).
+/// Owners met before the apex is known, and every owner of a zone whose apex is
+/// only known at the end (no absolute SOA owner), are held and merged as in
+/// [`parse`].
+pub fn parse_each(text: &str, sink: &mut dyn FnMut(OwnerPolicy<'_>)) -> Result<Parsed, ReadError> {
+    read(text, true, sink)
+}
+
+fn read(
+    text: &str,
+    stream: bool,
+    sink: &mut dyn FnMut(OwnerPolicy<'_>),
+) -> Result<Parsed, ReadError> {
     let mut parsed = Parsed::new(Format::Rpz);
-    let mut zone = Zone::default();
+    let mut zone = Zone {
+        stream,
+        ..Zone::default()
+    };
     let mut lexer = Lexer {
         text,
         pos: 0,
@@ -55,8 +106,18 @@ pub fn parse_each(text: &str, sink: &mut dyn FnMut(Record)) -> Result<Parsed, Re
             parsed.diag(Location::Line(entry.line), problem);
             continue;
         }
-        zone.entry(&entry, &tokens, &mut parsed);
+        zone.entry(&entry, &tokens, &mut parsed, sink);
     }
+    finish(zone, parsed, sink)
+}
+
+/// The end of a zone: an error when nothing in it was a record, else what is still
+/// held goes to `sink`.
+fn finish(
+    zone: Zone<'_>,
+    mut parsed: Parsed,
+    sink: &mut dyn FnMut(OwnerPolicy<'_>),
+) -> Result<Parsed, ReadError> {
     if zone.rrs == 0 {
         let first = parsed
             .diagnostics
@@ -69,6 +130,116 @@ pub fn parse_each(text: &str, sink: &mut dyn FnMut(Record)) -> Result<Parsed, Re
     }
     zone.finish(&mut parsed, sink);
     Ok(parsed)
+}
+
+/// [`parse_each`] over a file read piece by piece: the loader never holds the whole
+/// file (160 MB for 5M rules) beside the rules it builds. Feed it whole lines (each
+/// piece ending at a line end, the last piece with `last`); an entry whose `(` is
+/// still open at the end of a piece is carried into the next. Owners held for the
+/// apex (see [`parse_each`]) are made owned between pieces; the usual zone has none
+/// by the end of its first piece ([`StreamReader::placed`]).
+#[derive(Debug)]
+pub struct StreamReader {
+    zone: Zone<'static>,
+    parsed: Parsed,
+    /// Line of the next piece's first line.
+    line: u32,
+    /// The start of an entry still open at the end of the last piece.
+    carry: String,
+    tokens_hint: usize,
+}
+
+impl Default for StreamReader {
+    fn default() -> Self {
+        StreamReader::new()
+    }
+}
+
+impl StreamReader {
+    pub fn new() -> StreamReader {
+        StreamReader {
+            zone: Zone {
+                stream: true,
+                ..Zone::default()
+            },
+            parsed: Parsed::new(Format::Rpz),
+            line: 1,
+            carry: String::new(),
+            tokens_hint: 16,
+        }
+    }
+
+    /// True once an absolute SOA owner has fixed the apex: from then on owners go to
+    /// the sink as they end, and nothing is held from one piece to the next but the
+    /// owner being read.
+    pub fn placed(&self) -> bool {
+        self.zone.placed.is_some()
+    }
+
+    /// The line the next piece starts at.
+    pub fn line(&self) -> u32 {
+        self.line
+    }
+
+    /// Reads the next piece of the file (whole lines; `last` for the final one).
+    pub fn feed(
+        &mut self,
+        piece: &str,
+        last: bool,
+        sink: &mut dyn FnMut(OwnerPolicy<'_>),
+    ) -> Result<(), ReadError> {
+        let joined;
+        let text: &str = if self.carry.is_empty() {
+            piece
+        } else {
+            let mut t = std::mem::take(&mut self.carry);
+            t.push_str(piece);
+            joined = t;
+            &joined
+        };
+        let mut zone: Zone<'_> = std::mem::take(&mut self.zone);
+        let mut lexer = Lexer {
+            text,
+            pos: 0,
+            line: self.line,
+        };
+        let mut tokens = Vec::with_capacity(self.tokens_hint);
+        loop {
+            let (start, line) = (lexer.pos, lexer.line);
+            match lexer.next_entry(&mut tokens) {
+                Ok(Some(entry)) => {
+                    if let Some(problem) = entry.problem {
+                        self.parsed.diag(Location::Line(entry.line), problem);
+                        continue;
+                    }
+                    zone.entry(&entry, &tokens, &mut self.parsed, sink);
+                }
+                Ok(None) => {
+                    self.line = lexer.line;
+                    break;
+                }
+                // A `(` open at the end of a piece: the entry goes on in the next.
+                Err(_) if !last => {
+                    self.carry = text.get(start..).unwrap_or_default().to_owned();
+                    self.line = line;
+                    break;
+                }
+                Err(e) => {
+                    self.zone = zone.detach();
+                    return Err(e);
+                }
+            }
+        }
+        self.tokens_hint = tokens.capacity();
+        self.zone = zone.detach();
+        Ok(())
+    }
+
+    /// Ends the file: places and hands over what is still held, returns the
+    /// diagnostics (no records).
+    pub fn finish(self, sink: &mut dyn FnMut(OwnerPolicy<'_>)) -> Result<Parsed, ReadError> {
+        finish(self.zone, self.parsed, sink)
+    }
 }
 
 /// What a zone file says about itself, for a resolver that serves it: the apex and
@@ -387,6 +558,16 @@ impl Name<'_> {
     }
 }
 
+impl Name<'_> {
+    /// The same name, owning its text (to outlive the piece of file it was read from).
+    fn detach(self) -> Name<'static> {
+        Name {
+            text: Cow::Owned(self.text.into_owned()),
+            absolute: self.absolute,
+        }
+    }
+}
+
 /// Resolves `text` (`@`, `name.`, or `name` relative to `origin`).
 fn resolve<'a>(text: &'a str, origin: &Name<'a>) -> Result<Name<'a>, String> {
     if text == "@" {
@@ -420,6 +601,21 @@ fn resolve<'a>(text: &'a str, origin: &Name<'a>) -> Result<Name<'a>, String> {
             Cow::Owned(format!("{body}.{}", origin.text))
         },
         absolute: origin.absolute,
+    })
+}
+
+/// Resolves an owner once the apex is placed and `$ORIGIN` is the apex: a relative
+/// owner stays as written, relative to the apex (placed exactly like its absolute
+/// form, without building that name).
+fn resolve_below_apex<'a>(text: &'a str, origin: &Name<'a>) -> Result<Name<'a>, String> {
+    let plain =
+        !text.ends_with('.') && text != "@" && !text.starts_with('.') && !text.contains("..");
+    if !plain {
+        return resolve(text, origin);
+    }
+    Ok(Name {
+        text: Cow::Borrowed(text),
+        absolute: false,
     })
 }
 
@@ -516,6 +712,19 @@ struct Pending<'a> {
     data: Data<'a>,
 }
 
+impl Pending<'_> {
+    fn detach(self) -> Pending<'static> {
+        Pending {
+            line: self.line,
+            owner: self.owner.detach(),
+            data: match self.data {
+                Data::Cname(target) => Data::Cname(target.detach()),
+                Data::Local(rrs) => Data::Local(rrs),
+            },
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Zone<'a> {
     /// Current `$ORIGIN`; relative `""` while unknown.
@@ -534,6 +743,22 @@ struct Zone<'a> {
     collided: HashMap<String, usize>,
     keys: RandomState,
     scratch: String,
+    /// [`parse_each`]: emit each owner when the next one starts, once `placed`.
+    stream: bool,
+    /// Where owners sit, once the SOA has fixed the apex (stream mode only).
+    placed: Option<Placement>,
+    /// The owner being read (stream mode, once placed).
+    current: Option<Pending<'a>>,
+    /// Placed, and `$ORIGIN` is the apex: relative owners are kept as written.
+    origin_is_apex: bool,
+}
+
+/// How owners are placed below the apex: the absolute origin, and the SOA owner when
+/// it is relative (the apex as relative owners name it).
+#[derive(Debug)]
+struct Placement {
+    abs_origin: String,
+    rel_apex: String,
 }
 
 /// The hasher of a map whose keys are already keyed hashes (SipHash with a random
@@ -571,6 +796,10 @@ impl Default for Zone<'_> {
             collided: HashMap::new(),
             keys: RandomState::new(),
             scratch: String::new(),
+            stream: false,
+            placed: None,
+            current: None,
+            origin_is_apex: false,
         }
     }
 }
@@ -590,7 +819,13 @@ const DNSSEC_TYPES: [&str; 8] = [
 const CLASSES: [&str; 4] = ["IN", "CH", "HS", "CS"];
 
 impl<'a> Zone<'a> {
-    fn entry(&mut self, entry: &Entry, tokens: &[Token<'a>], parsed: &mut Parsed) {
+    fn entry(
+        &mut self,
+        entry: &Entry,
+        tokens: &[Token<'a>],
+        parsed: &mut Parsed,
+        sink: &mut dyn FnMut(OwnerPolicy<'_>),
+    ) {
         let line = entry.line;
         let at = || Location::Line(line);
         if let Some(first) = tokens.first()
@@ -621,7 +856,12 @@ impl<'a> Zone<'a> {
                 parsed.diag(at(), format!("owner name {} is quoted", first.text));
                 return;
             }
-            match resolve(first.text, &self.origin) {
+            let resolved = if self.origin_is_apex {
+                resolve_below_apex(first.text, &self.origin)
+            } else {
+                resolve(first.text, &self.origin)
+            };
+            match resolved {
                 Ok(owner) => {
                     self.previous = Some(owner.clone());
                     (owner, rest)
@@ -680,7 +920,7 @@ impl<'a> Zone<'a> {
             parsed.diag(at(), format!("expected a record type, found {rtype:?}"));
             return;
         }
-        self.record(owner, rtype, fields.as_slice(), line, parsed);
+        self.record(owner, rtype, fields.as_slice(), line, parsed, sink);
     }
 
     fn directive(&mut self, name: &str, args: &[Token<'a>], line: u32, parsed: &mut Parsed) {
@@ -696,6 +936,7 @@ impl<'a> Zone<'a> {
                         self.first_origin = Some(origin.clone());
                     }
                     self.origin = origin;
+                    self.origin_is_apex = self.origin_at_apex();
                 }
                 Ok(_) => parsed.diag(at, format!("$ORIGIN {} is quoted", arg.text)),
                 Err(e) => parsed.diag(at, e),
@@ -725,6 +966,7 @@ impl<'a> Zone<'a> {
         rdata: &[Token<'a>],
         line: u32,
         parsed: &mut Parsed,
+        sink: &mut dyn FnMut(OwnerPolicy<'_>),
     ) {
         let at = || Location::Line(line);
         let is = |t: &str| rtype.eq_ignore_ascii_case(t);
@@ -737,6 +979,21 @@ impl<'a> Zone<'a> {
             if self.soa.is_some() {
                 parsed.diag(at(), "second SOA ignored");
             } else {
+                if self.stream && owner.absolute {
+                    // The apex is fixed: owners held so far go out, later ones as
+                    // soon as they end.
+                    let placement = Placement {
+                        abs_origin: owner.text.to_ascii_lowercase(),
+                        rel_apex: String::new(),
+                    };
+                    for pending in std::mem::take(&mut self.pending) {
+                        emit(pending, &placement, parsed, sink);
+                    }
+                    self.index = HashMap::default();
+                    self.collided = HashMap::new();
+                    self.placed = Some(placement);
+                    self.origin_is_apex = self.origin_at_apex();
+                }
                 self.soa = Some(owner);
             }
             return;
@@ -777,7 +1034,46 @@ impl<'a> Zone<'a> {
             }
             Data::Local(vec![(rtype.to_ascii_uppercase(), rtext)])
         };
+        if let Some(placement) = &self.placed {
+            if let Some(current) = &mut self.current
+                && current.owner.same(&owner)
+            {
+                merge(current, owner, data, line, parsed);
+                return;
+            }
+            let next = Pending { line, owner, data };
+            if let Some(done) = self.current.replace(next) {
+                emit(done, placement, parsed, sink);
+            }
+            return;
+        }
         self.add(owner, data, line, parsed);
+    }
+
+    /// The same state, owning every name it holds.
+    fn detach(self) -> Zone<'static> {
+        Zone {
+            origin: self.origin.detach(),
+            first_origin: self.first_origin.map(Name::detach),
+            previous: self.previous.map(Name::detach),
+            soa: self.soa.map(Name::detach),
+            rrs: self.rrs,
+            pending: self.pending.into_iter().map(Pending::detach).collect(),
+            index: self.index,
+            collided: self.collided,
+            keys: self.keys,
+            scratch: self.scratch,
+            stream: self.stream,
+            placed: self.placed,
+            current: self.current.map(Pending::detach),
+            origin_is_apex: self.origin_is_apex,
+        }
+    }
+
+    fn origin_at_apex(&self) -> bool {
+        self.placed.as_ref().is_some_and(|p| {
+            self.origin.absolute && self.origin.text.eq_ignore_ascii_case(&p.abs_origin)
+        })
     }
 
     /// Adds data to its owner's pending rule, merging with what the owner has.
@@ -798,108 +1094,138 @@ impl<'a> Zone<'a> {
             self.pending.push(Pending { line, owner, data });
             return;
         }
-        let Some(pending) = self.pending.get_mut(index) else {
-            return;
-        };
-        let problem = match (&mut pending.data, data) {
-            (Data::Cname(old), Data::Cname(new)) => {
-                if old.absolute == new.absolute && old.text.eq_ignore_ascii_case(&new.text) {
-                    return;
-                }
-                format!(
-                    "{} already has CNAME {} (line {}): CNAME {} ignored",
-                    owner.shown(),
-                    old.shown(),
-                    pending.line,
-                    new.shown()
-                )
-            }
-            (Data::Local(old), Data::Local(new)) => {
-                for rr in new {
-                    if !old.contains(&rr) {
-                        old.push(rr);
-                    }
-                }
-                return;
-            }
-            (Data::Cname(_), Data::Local(new)) => format!(
-                "{} has a CNAME (line {}) and other data: {} ignored",
-                owner.shown(),
-                pending.line,
-                new.first().map_or("", |(t, _)| t.as_str())
-            ),
-            (Data::Local(_), Data::Cname(_)) => format!(
-                "{} has other data (line {}) and a CNAME: CNAME ignored",
-                owner.shown(),
-                pending.line
-            ),
-        };
-        parsed.diag(Location::Line(line), problem);
+        if let Some(pending) = self.pending.get_mut(index) {
+            merge(pending, owner, data, line, parsed);
+        }
     }
 
-    /// Places every owner below the apex and turns it into a record.
-    fn finish(self, parsed: &mut Parsed, sink: &mut dyn FnMut(Record)) {
+    /// Places every owner still held below the apex and turns it into a record.
+    fn finish(self, parsed: &mut Parsed, sink: &mut dyn FnMut(OwnerPolicy<'_>)) {
+        if let Some(placement) = &self.placed {
+            if let Some(current) = self.current {
+                emit(current, placement, parsed, sink);
+            }
+            return;
+        }
         let soa = self.soa.as_ref();
-        let (abs_origin, rel_apex) = match (soa, &self.first_origin) {
-            (Some(soa), _) if soa.absolute => (soa.text.to_ascii_lowercase(), String::new()),
-            (_, Some(origin)) => (
-                origin.text.to_ascii_lowercase(),
-                soa.map(|s| s.text.to_ascii_lowercase()).unwrap_or_default(),
-            ),
-            (soa, None) => (
-                infer_origin(
+        let placement = match (soa, &self.first_origin) {
+            (Some(soa), _) if soa.absolute => Placement {
+                abs_origin: soa.text.to_ascii_lowercase(),
+                rel_apex: String::new(),
+            },
+            (_, Some(origin)) => Placement {
+                abs_origin: origin.text.to_ascii_lowercase(),
+                rel_apex: soa.map(|s| s.text.to_ascii_lowercase()).unwrap_or_default(),
+            },
+            (soa, None) => Placement {
+                abs_origin: infer_origin(
                     self.pending
                         .iter()
                         .filter(|p| p.owner.absolute)
                         .map(|p| p.owner.text.as_ref()),
                 ),
-                soa.map(|s| s.text.to_ascii_lowercase()).unwrap_or_default(),
-            ),
+                rel_apex: soa.map(|s| s.text.to_ascii_lowercase()).unwrap_or_default(),
+            },
         };
         for pending in self.pending {
-            let at = Location::Line(pending.line);
-            let owner = &pending.owner;
-            let place = if owner.absolute {
-                below(&owner.text, &abs_origin)
-            } else {
-                match below(&owner.text, &rel_apex) {
-                    Place::Outside => Place::Trigger(&owner.text),
-                    place => place,
-                }
-            };
-            let trigger_text = match place {
-                Place::Apex => continue,
-                Place::Outside => {
-                    parsed.diag(
-                        at,
-                        format!("owner {} is outside the zone {abs_origin}.", owner.shown()),
-                    );
-                    continue;
-                }
-                Place::Trigger(t) => t,
-            };
-            let (value, hint, trigger) = match decode_trigger(trigger_text) {
-                Ok(decoded) => decoded,
-                Err(e) => {
-                    parsed.diag(at, format!("owner {}: {e}", owner.shown()));
-                    continue;
-                }
-            };
-            let action = match pending.data {
-                Data::Local(rrs) => RpzAction::LocalData(rrs),
-                Data::Cname(target) => cname_action(target, &trigger, hint, &value),
-            };
-            let mut record = Record::new(at, value, hint);
-            if action == RpzAction::Passthru {
-                record = record.allow();
-            }
-            record = record.with_meta(Meta {
-                rpz: Some(RpzPolicy { trigger, action }),
-                ..Meta::default()
-            });
-            sink(record);
+            emit(pending, &placement, parsed, sink);
         }
     }
+}
+
+/// Merges a later record of an owner into what the owner has.
+fn merge(
+    pending: &mut Pending<'_>,
+    owner: Name<'_>,
+    data: Data<'_>,
+    line: u32,
+    parsed: &mut Parsed,
+) {
+    let problem = match (&mut pending.data, data) {
+        (Data::Cname(old), Data::Cname(new)) => {
+            if old.absolute == new.absolute && old.text.eq_ignore_ascii_case(&new.text) {
+                return;
+            }
+            format!(
+                "{} already has CNAME {} (line {}): CNAME {} ignored",
+                owner.shown(),
+                old.shown(),
+                pending.line,
+                new.shown()
+            )
+        }
+        (Data::Local(old), Data::Local(new)) => {
+            for rr in new {
+                if !old.contains(&rr) {
+                    old.push(rr);
+                }
+            }
+            return;
+        }
+        (Data::Cname(_), Data::Local(new)) => format!(
+            "{} has a CNAME (line {}) and other data: {} ignored",
+            owner.shown(),
+            pending.line,
+            new.first().map_or("", |(t, _)| t.as_str())
+        ),
+        (Data::Local(_), Data::Cname(_)) => format!(
+            "{} has other data (line {}) and a CNAME: CNAME ignored",
+            owner.shown(),
+            pending.line
+        ),
+    };
+    parsed.diag(Location::Line(line), problem);
+}
+
+/// Places one owner below the apex and turns it into a record.
+fn emit(
+    pending: Pending<'_>,
+    placement: &Placement,
+    parsed: &mut Parsed,
+    sink: &mut dyn FnMut(OwnerPolicy<'_>),
+) {
+    let Placement {
+        abs_origin,
+        rel_apex,
+    } = placement;
+    let at = Location::Line(pending.line);
+    let owner = &pending.owner;
+    let place = if owner.absolute {
+        below(&owner.text, abs_origin)
+    } else {
+        match below(&owner.text, rel_apex) {
+            Place::Outside => Place::Trigger(&owner.text),
+            place => place,
+        }
+    };
+    let trigger_text = match place {
+        Place::Apex => return,
+        Place::Outside => {
+            parsed.diag(
+                at,
+                format!("owner {} is outside the zone {abs_origin}.", owner.shown()),
+            );
+            return;
+        }
+        Place::Trigger(t) => t,
+    };
+    let (value, hint, trigger) = match decode_trigger(trigger_text) {
+        Ok(decoded) => decoded,
+        Err(e) => {
+            parsed.diag(at, format!("owner {}: {e}", owner.shown()));
+            return;
+        }
+    };
+    let action = match pending.data {
+        Data::Local(rrs) => RpzAction::LocalData(rrs),
+        Data::Cname(target) => cname_action(target, &trigger, hint, &value),
+    };
+    sink(OwnerPolicy {
+        line: pending.line,
+        value,
+        hint,
+        policy: RpzPolicy { trigger, action },
+    });
 }
 
 fn cname_action(target: Name<'_>, trigger: &RpzTrigger, hint: Hint, value: &str) -> RpzAction {
@@ -929,7 +1255,7 @@ fn cname_action(target: Name<'_>, trigger: &RpzTrigger, hint: Hint, value: &str)
 }
 
 /// Splits a trigger (the owner below the apex) into value, hint and trigger type.
-fn decode_trigger(trigger: &str) -> Result<(String, Hint, RpzTrigger), String> {
+fn decode_trigger(trigger: &str) -> Result<(Cow<'_, str>, Hint, RpzTrigger), String> {
     let (head, last) = match trigger.rsplit_once('.') {
         Some((head, last)) => (Some(head), last),
         None => (None, trigger),
@@ -937,7 +1263,7 @@ fn decode_trigger(trigger: &str) -> Result<(String, Hint, RpzTrigger), String> {
     let ip = |make: fn(IpNet) -> RpzTrigger| {
         let head = head.ok_or_else(|| format!("{last} with no address"))?;
         let net = decode_ip(head)?;
-        Ok((net.to_string(), Hint::Cidr, make(net)))
+        Ok((Cow::Owned(net.to_string()), Hint::Cidr, make(net)))
     };
     if last.eq_ignore_ascii_case("rpz-ip") {
         return ip(RpzTrigger::ResponseIp);
@@ -962,7 +1288,7 @@ fn decode_trigger(trigger: &str) -> Result<(String, Hint, RpzTrigger), String> {
     } else {
         Hint::Domain
     };
-    Ok((name.to_owned(), hint, kind))
+    Ok((Cow::Borrowed(name), hint, kind))
 }
 
 /// Decodes `<prefix>.<address labels, least significant first>` (IPv4: four decimal
@@ -1419,7 +1745,7 @@ pub fn owner_record(
         None if local.is_empty() => return Ok(None),
         None => RpzAction::LocalData(local),
     };
-    let mut record = Record::new(Location::Line(line), value, hint);
+    let mut record = Record::new(Location::Line(line), value.into_owned(), hint);
     if action == RpzAction::Passthru {
         record = record.allow();
     }
@@ -1433,6 +1759,7 @@ pub fn owner_record(
 mod tests {
     use expect_test::{Expect, expect};
 
+    use super::{OwnerPolicy, StreamReader};
     use crate::{Parsed, Polarity, RpzAction, RpzTrigger};
 
     /// One line per record: line, normalised value (as `Parsed::dump`), trigger,
@@ -1711,6 +2038,127 @@ mod tests {
                 diag line 7: a.example has a CNAME (line 1) and other data: A ignored
                 diag line 8: b.example has other data (line 2) and a CNAME: CNAME ignored
             "#]],
+        );
+    }
+
+    #[track_caller]
+    fn check_each(input: &str, expect: Expect) {
+        let mut records = Vec::new();
+        let actual = match super::parse_each(input, &mut |r| records.push(r.into_record())) {
+            Ok(mut parsed) => {
+                parsed.records = records;
+                dump(&parsed)
+            }
+            Err(e) => format!("error {e}\n"),
+        };
+        expect.assert_eq(&actual);
+    }
+
+    /// `parse_each` emits an owner when the next one starts once an absolute SOA has
+    /// fixed the apex: adjacent records (blank owners, any case) still merge, an owner
+    /// that comes back is emitted again with its later records (the consumer merges),
+    /// owners before the SOA are held until it comes.
+    #[test]
+    fn parse_each_emits_owners_as_they_end() {
+        let zone = "$ORIGIN rpz.example.\n\
+            early.example CNAME .\n\
+            @ SOA ns. hostmaster. 1 2 3 4 5\n\
+            @ NS ns.\n\
+            a.example A 192.0.2.1\n\
+            \tTXT \"x\"\n\
+            A.EXAMPLE A 192.0.2.1\n\
+            b.example CNAME .\n\
+            b.example CNAME *.\n\
+            a.example A 192.0.2.2\n\
+            outside.example. CNAME .\n\
+            *.c.example.rpz.example. CNAME rpz-drop.\n";
+        check_each(
+            zone,
+            expect![[r#"
+                line 2: domain early.example (qname nxdomain)
+                line 5: domain a.example (qname local [A 192.0.2.1 | TXT "x"])
+                line 8: domain b.example (qname nxdomain)
+                line 10: domain a.example (qname local [A 192.0.2.2])
+                line 12: domain *.c.example (qname drop)
+                diag line 9: b.example already has CNAME . (line 8): CNAME *. ignored
+                diag line 11: owner outside.example. is outside the zone rpz.example.
+            "#]],
+        );
+        // The same zone read whole: one record per owner.
+        check(
+            zone,
+            expect![[r#"
+                line 2: domain early.example (qname nxdomain)
+                line 5: domain a.example (qname local [A 192.0.2.1 | TXT "x" | A 192.0.2.2])
+                line 8: domain b.example (qname nxdomain)
+                line 12: domain *.c.example (qname drop)
+                diag line 9: b.example.rpz.example. already has CNAME . (line 8): CNAME *. ignored
+                diag line 11: owner outside.example. is outside the zone rpz.example.
+            "#]],
+        );
+        // No absolute SOA owner: nothing is placed before the end, as in `parse`.
+        let relative = "x.example CNAME .\ny.example. CNAME .\nx.example A 192.0.2.1\n";
+        let mut whole = Vec::new();
+        let mut each = Vec::new();
+        let a = super::parse(relative).map(|p| {
+            whole = p.records;
+            p.diagnostics
+        });
+        let b =
+            super::parse_each(relative, &mut |r| each.push(r.into_record())).map(|p| p.diagnostics);
+        assert_eq!(a, b);
+        assert_eq!(whole, each);
+    }
+
+    /// A zone fed to `StreamReader` in pieces of whole lines, cut anywhere (inside
+    /// parentheses too), reads as `parse_each` reads it whole.
+    #[test]
+    fn stream_reader_pieces_read_as_the_whole() {
+        let zone = "$TTL 300\n$ORIGIN rpz.example.\n\
+            @ SOA ( ns. hostmaster.\n 1 2 3\n 4 5 )\n\
+            @ NS ns.\n\
+            a.example A 192.0.2.1\n\
+            \tTXT ( \"x\"\n \"y\" )\n\
+            b.example CNAME .\n\
+            $ORIGIN sub.rpz.example.\n\
+            c CNAME *.\n\
+            *.d CNAME rpz-drop.\n\
+            $ORIGIN rpz.example.\n\
+            a.example AAAA 2001:db8::1\n\
+            bad..name CNAME .\n\
+            e.example CNAME garden.example.\n";
+        let show = |sink: &mut Vec<String>, o: OwnerPolicy<'_>| {
+            sink.push(format!("{o:?}"));
+        };
+        let mut whole = Vec::new();
+        let wp =
+            super::parse_each(zone, &mut |o| show(&mut whole, o)).unwrap_or_else(|e| panic!("{e}"));
+        let lines: Vec<&str> = zone.split_inclusive('\n').collect();
+        for size in 1..=4 {
+            let mut pieces = Vec::new();
+            let mut reader = StreamReader::new();
+            let chunks: Vec<String> = lines.chunks(size).map(|c| c.concat()).collect();
+            for (i, chunk) in chunks.iter().enumerate() {
+                reader
+                    .feed(chunk, i + 1 == chunks.len(), &mut |o| show(&mut pieces, o))
+                    .unwrap_or_else(|e| panic!("{e}"));
+            }
+            assert!(reader.placed(), "placed by the SOA");
+            let rp = reader
+                .finish(&mut |o| show(&mut pieces, o))
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(pieces, whole, "pieces of {size} lines");
+            assert_eq!(rp.diagnostics, wp.diagnostics, "pieces of {size} lines");
+        }
+        // An unbalanced `(` in the last piece is the same error as in a whole read.
+        let mut reader = StreamReader::new();
+        let open = "$ORIGIN rpz.example.\n@ SOA ( ns. h. 1 2 3 4 5\n";
+        assert!(reader.feed(open, false, &mut |_| {}).is_ok());
+        let err = reader.feed("x CNAME .\n", true, &mut |_| {});
+        let whole = super::parse_each(&format!("{open}x CNAME .\n"), &mut |_| {});
+        assert_eq!(
+            err.map_err(|e| e.to_string()),
+            whole.map(|_| ()).map_err(|e| e.to_string())
         );
     }
 
