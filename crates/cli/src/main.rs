@@ -22,7 +22,7 @@ mod verify;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// The allocator. An import of a million names allocates and frees tens of millions
 /// of small strings; glibc's malloc spent over a quarter of the import's time on
@@ -62,7 +62,9 @@ enum Command {
 pub const EXIT_ERROR: u8 = 2;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // The matches are kept: `filter serve` reads the order of its repeated flags.
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = match cli.command {
         Command::Check(args) => check::run(&args),
         Command::Import(args) => import::run(&args),
@@ -76,7 +78,12 @@ fn main() -> ExitCode {
         Command::Partner(args) => partner::run(&args),
         Command::Pull(args) => pull::run(&args),
         Command::Verify(args) => verify::run(&args),
-        Command::Filter(args) => filter::run(&args),
+        Command::Filter(args) => filter::run(
+            &args,
+            matches
+                .subcommand_matches("filter")
+                .and_then(|m| m.subcommand_matches("serve")),
+        ),
     };
     match result {
         Ok(code) => code,

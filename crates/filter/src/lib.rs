@@ -19,12 +19,18 @@
 //! oracle and can still be chosen ([`Engine::Reference`]) to compare the two.
 //! Privacy: no client address is logged or stored here; it is passed to the policy
 //! only for RPZ-CLIENT-IP triggers.
+//!
+//! Beside the DNS front the filter serves, on the same runtime, `/metrics`
+//! ([`telemetry`]: counters without personal data, rule matches per hour flushed to
+//! the state dir) and the block page ([`blockpage`]) walled-garden zones point at.
 
 mod allow;
+pub mod blockpage;
 mod matcher;
 mod reference;
 pub mod secondary;
 pub mod state;
+pub mod telemetry;
 mod zones;
 
 use std::net::{IpAddr, SocketAddr};
@@ -34,6 +40,7 @@ use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 use dns::front::{Front, FrontConfig, Io, Screen, Verdict};
+use dns::secondary::{Limits, SecondaryZone};
 use serde::Deserialize;
 
 pub use allow::Allowlist;
@@ -46,6 +53,7 @@ pub use secondary::{
     OnExpire, Refreshed, ZoneEvent, ZoneManager, ZoneSink, ZoneStatus, ZonesConfig, ZonesError,
 };
 pub use state::{OwnerDelta, OwnerRecords, StateError};
+pub use telemetry::Telemetry;
 pub use zones::{LoadError, LoadReport, Loaded, ZoneFile, load};
 
 /// Where the filter listens when neither flag nor config says.
@@ -71,9 +79,27 @@ pub struct FilterConfig {
     pub udp_sockets: Option<usize>,
     /// `threads` (default) or `tokio`.
     pub io: Option<String>,
-    /// Policy zones, first match wins.
+    /// Policy zone files, first match wins (the older form of `[[zones]]`; the
+    /// two cannot be mixed).
     #[serde(default)]
     pub zone_files: Vec<ZoneFileConfig>,
+    /// Policy zones in order of precedence (first match wins), each a file or
+    /// followed from a primary.
+    #[serde(default)]
+    pub zones: Vec<ZoneConfig>,
+    /// Where followed zones are saved (and loaded from at start).
+    pub state: Option<PathBuf>,
+    /// What to do with a followed zone past its SOA expire: `keep` (default) or
+    /// `drop`.
+    pub on_expire: Option<String>,
+    /// Address of the HTTP `/metrics` endpoint (Prometheus); off when not given.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Address of the HTTP block page; off when not given.
+    pub block_page_listen: Option<SocketAddr>,
+    /// The hub's public report endpoint the block page links to.
+    pub report_url: Option<String>,
+    /// Seconds between flushes of the match counts to the state dir [default: 60].
+    pub counts_flush_secs: Option<u64>,
     /// Names never filtered (each with everything below it).
     #[serde(default)]
     pub allow: Vec<String>,
@@ -91,6 +117,78 @@ pub struct ZoneFileConfig {
     /// `given`, `log-only`, `nxdomain`, `nodata`, `passthru`, `drop`, `tcp-only`,
     /// `cname NAME`.
     pub policy: Option<String>,
+}
+
+/// One `[[zones]]` table: `file = "..."` (with an optional `name`), or
+/// `name = "..."` with `primary = "ADDR:PORT"` (and an optional `tsig`).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneConfig {
+    pub name: Option<String>,
+    pub file: Option<PathBuf>,
+    pub primary: Option<SocketAddr>,
+    /// `NAME:ALG:SECRET` (the secret in base64).
+    pub tsig: Option<String>,
+    /// As for `[[zone_files]]`.
+    pub policy: Option<String>,
+}
+
+/// A zone followed from a primary, with its override.
+#[derive(Debug, Clone)]
+pub struct PrimaryZone {
+    pub zone: SecondaryZone,
+    pub policy: ZonePolicy,
+}
+
+/// Where one policy zone comes from.
+#[derive(Debug, Clone)]
+pub enum ZoneSource {
+    File(ZoneFile),
+    Primary(PrimaryZone),
+}
+
+impl ZoneSource {
+    /// Reads a command-line `--zone` spec, `NAME[,policy=POLICY]`, whose primary
+    /// and key are given apart.
+    pub fn parse_primary(
+        spec: &str,
+        primary: SocketAddr,
+        tsig: Option<&str>,
+    ) -> Result<ZoneSource, String> {
+        let mut parts = spec.split(',');
+        let name = parts
+            .next()
+            .map(|n| n.trim_end_matches('.'))
+            .filter(|n| !n.is_empty())
+            .ok_or("--zone: empty zone name")?;
+        let mut policy = ZonePolicy::Given;
+        for part in parts {
+            match part.split_once('=') {
+                Some(("policy", p)) => {
+                    policy = ZonePolicy::parse(p)
+                        .ok_or_else(|| format!("zone {name}: unknown policy {p:?}"))?;
+                }
+                _ => {
+                    return Err(format!(
+                        "zone {name}: unknown option {part:?} (policy=POLICY)"
+                    ));
+                }
+            }
+        }
+        let tsig = tsig
+            .map(|t| {
+                dns::secondary::parse_tsig_spec(t).map_err(|e| format!("zone {name}: tsig: {e}"))
+            })
+            .transpose()?;
+        Ok(ZoneSource::Primary(PrimaryZone {
+            zone: SecondaryZone {
+                apex: name.to_ascii_lowercase(),
+                primary,
+                tsig,
+            },
+            policy,
+        }))
+    }
 }
 
 /// A configuration that cannot be used.
@@ -131,7 +229,16 @@ impl Engine {
 pub struct Settings {
     pub listen: SocketAddr,
     pub front: FrontConfig,
-    pub zone_files: Vec<ZoneFile>,
+    /// Policy zones in order of precedence.
+    pub zones: Vec<ZoneSource>,
+    /// Where followed zones are saved (required when one is followed) and rule
+    /// match counts are flushed (`counts/`).
+    pub state: Option<PathBuf>,
+    pub on_expire: OnExpire,
+    pub metrics_listen: Option<SocketAddr>,
+    pub block_page_listen: Option<SocketAddr>,
+    pub report_url: Option<String>,
+    pub counts_flush: Duration,
     pub allow: Vec<String>,
     pub allow_files: Vec<PathBuf>,
     pub engine: Engine,
@@ -157,7 +264,12 @@ impl FilterConfig {
             Some(0) => return Err(bad("upstream_timeout_ms must be above 0".into())),
             Some(ms) => Duration::from_millis(ms),
         };
-        let mut zone_files = Vec::with_capacity(self.zone_files.len());
+        if !self.zone_files.is_empty() && !self.zones.is_empty() {
+            return Err(bad(
+                "zone_files and zones: give the zones in one list ([[zones]])".into(),
+            ));
+        }
+        let mut zones = Vec::with_capacity(self.zone_files.len() + self.zones.len());
         for z in &self.zone_files {
             let policy = match z.policy.as_deref() {
                 None => ZonePolicy::Given,
@@ -168,12 +280,61 @@ impl FilterConfig {
                     ))
                 })?,
             };
-            zone_files.push(ZoneFile {
+            zones.push(ZoneSource::File(ZoneFile {
                 path: z.file.clone(),
                 name: z.name.clone(),
                 policy,
-            });
+            }));
         }
+        for (i, z) in self.zones.iter().enumerate() {
+            let at = |m: String| bad(format!("zones[{i}]: {m}"));
+            let policy = match z.policy.as_deref() {
+                None => ZonePolicy::Given,
+                Some(p) => ZonePolicy::parse(p)
+                    .ok_or_else(|| at(format!("policy: unknown policy {p:?}")))?,
+            };
+            match (&z.file, z.primary) {
+                (Some(file), None) => {
+                    if z.tsig.is_some() {
+                        return Err(at("tsig: only for a zone with a primary".into()));
+                    }
+                    zones.push(ZoneSource::File(ZoneFile {
+                        path: file.clone(),
+                        name: z.name.clone(),
+                        policy,
+                    }));
+                }
+                (None, Some(primary)) => {
+                    let name = z
+                        .name
+                        .as_deref()
+                        .ok_or_else(|| at("name: a zone with a primary needs its name".into()))?;
+                    let mut spec =
+                        ZoneSource::parse_primary(name, primary, z.tsig.as_deref()).map_err(at)?;
+                    if let ZoneSource::Primary(p) = &mut spec {
+                        p.policy = policy;
+                    }
+                    zones.push(spec);
+                }
+                (Some(_), Some(_)) => return Err(at("give file or primary, not both".into())),
+                (None, None) => {
+                    return Err(at("give file = \"...\" or primary = \"ADDR:PORT\"".into()));
+                }
+            }
+        }
+        if let Some(url) = &self.report_url {
+            blockpage::check_report_url(url).map_err(|e| bad(format!("report_url: {e}")))?;
+        }
+        let counts_flush = match self.counts_flush_secs {
+            None => telemetry::DEFAULT_FLUSH,
+            Some(0) => return Err(bad("counts_flush_secs must be above 0".into())),
+            Some(s) => Duration::from_secs(s),
+        };
+        let on_expire = match self.on_expire.as_deref() {
+            None | Some("keep") => OnExpire::Keep,
+            Some("drop") => OnExpire::Drop,
+            Some(o) => return Err(bad(format!("on_expire {o:?}: expected keep or drop"))),
+        };
         let listen = match self.listen {
             Some(l) => l,
             None => DEFAULT_LISTEN
@@ -189,11 +350,54 @@ impl FilterConfig {
                 udp_sockets: self.udp_sockets.unwrap_or(0),
                 io,
             },
-            zone_files,
+            zones,
+            state: self.state.clone(),
+            on_expire,
+            metrics_listen: self.metrics_listen,
+            block_page_listen: self.block_page_listen,
+            report_url: self.report_url.clone(),
+            counts_flush,
             allow: self.allow.clone(),
             allow_files: self.allow_files.clone(),
             engine: Engine::default(),
         })
+    }
+}
+
+impl Settings {
+    /// The zone files, with their place in the order of precedence.
+    pub fn zone_files(&self) -> impl Iterator<Item = (usize, &ZoneFile)> {
+        self.zones.iter().enumerate().filter_map(|(i, z)| match z {
+            ZoneSource::File(f) => Some((i, f)),
+            ZoneSource::Primary(_) => None,
+        })
+    }
+
+    /// The zones followed from a primary, with their place in the order.
+    pub fn primaries(&self) -> impl Iterator<Item = (usize, &PrimaryZone)> {
+        self.zones.iter().enumerate().filter_map(|(i, z)| match z {
+            ZoneSource::Primary(p) => Some((i, p)),
+            ZoneSource::File(_) => None,
+        })
+    }
+
+    /// Checks what only the whole can tell: followed zones need a state dir and
+    /// the matcher.
+    pub fn check(&self) -> Result<(), FilterError> {
+        if let Some((_, p)) = self.primaries().next() {
+            if self.state.is_none() {
+                return Err(FilterError::Config(format!(
+                    "zone {}: a zone followed from a primary needs --state DIR (state in the config) for its saved copy",
+                    p.zone.apex
+                )));
+            }
+            if self.engine != Engine::Matcher {
+                return Err(FilterError::Config(
+                    "zones followed from a primary need the matcher engine".into(),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -213,10 +417,11 @@ fn load_allowlist(settings: &Settings) -> Result<Allowlist, FilterError> {
 
 /// Builds the reference policy: every zone file, then the allowlist. All or nothing.
 pub fn load_policy(settings: &Settings) -> Result<(ReferenceScreen, Vec<LoadReport>), FilterError> {
+    settings.check()?;
     let allow = load_allowlist(settings)?;
-    let mut zones = Vec::with_capacity(settings.zone_files.len());
-    let mut reports = Vec::with_capacity(settings.zone_files.len());
-    for spec in &settings.zone_files {
+    let mut zones = Vec::with_capacity(settings.zones.len());
+    let mut reports = Vec::with_capacity(settings.zones.len());
+    for (_, spec) in settings.zone_files() {
         let loaded = load(spec)?;
         reports.push(LoadReport::of(&loaded));
         zones.push((loaded.rules, spec.policy.clone()));
@@ -225,16 +430,28 @@ pub fn load_policy(settings: &Settings) -> Result<(ReferenceScreen, Vec<LoadRepo
 }
 
 /// Builds the matcher's policy: every zone file, then the allowlist. All or nothing.
+/// A zone followed from a primary starts empty in its place; its saved copy and
+/// transfers fill it ([`MatcherSink`]).
 pub fn load_matcher(
     settings: &Settings,
 ) -> Result<(policy::Policy, ZoneMeta, Vec<LoadReport>), FilterError> {
+    settings.check()?;
     let allow = load_allowlist(settings)?;
-    let mut zones = Vec::with_capacity(settings.zone_files.len());
-    let mut reports = Vec::with_capacity(settings.zone_files.len());
-    for spec in &settings.zone_files {
-        let loaded = load_matcher_zone(spec)?;
-        reports.push(loaded.report.clone());
-        zones.push((loaded, spec.policy.clone()));
+    let mut zones = Vec::with_capacity(settings.zones.len());
+    let mut reports = Vec::with_capacity(settings.zones.len());
+    for source in &settings.zones {
+        match source {
+            ZoneSource::File(spec) => {
+                let loaded = load_matcher_zone(spec)?;
+                reports.push(loaded.report.clone());
+                zones.push((loaded, spec.policy.clone()));
+            }
+            ZoneSource::Primary(p) => {
+                let empty = MatcherZone::empty(&p.zone.apex, &p.policy)
+                    .map_err(|e| FilterError::Config(format!("zone {}: {e}", p.zone.apex)))?;
+                zones.push((empty, p.policy.clone()));
+            }
+        }
     }
     let (policy, meta) = build_matcher(zones, &allow).map_err(FilterError::Config)?;
     Ok((policy, meta, reports))
@@ -273,8 +490,18 @@ impl LiveScreen {
     pub fn reload(&self, settings: &Settings) -> Result<Vec<LoadReport>, FilterError> {
         match self {
             LiveScreen::Matcher(m) => {
-                let (policy, meta, reports) = load_matcher(settings)?;
-                m.replace(policy, meta);
+                // Only the files: followed zones and their transfers stay as they are.
+                let allow = load_allowlist(settings)?;
+                let mut loaded = Vec::new();
+                for (i, spec) in settings.zone_files() {
+                    loaded.push((i, load_matcher_zone(spec)?));
+                }
+                let mut reports = Vec::with_capacity(loaded.len());
+                for (i, zone) in loaded {
+                    reports.push(zone.report.clone());
+                    m.set_zone(i, zone).map_err(FilterError::Config)?;
+                }
+                m.set_allowlist(&allow);
                 Ok(reports)
             }
             LiveScreen::Reference(r) => {
@@ -284,6 +511,49 @@ impl LiveScreen {
             }
         }
     }
+}
+
+impl LiveScreen {
+    /// Each zone's name and the serial in force, in the order of precedence.
+    pub fn zone_serials(&self) -> Vec<(String, u32)> {
+        match self {
+            LiveScreen::Matcher(m) => m.zone_serials(),
+            LiveScreen::Reference(r) => r
+                .load()
+                .zones()
+                .map(|z| (z.name().to_owned(), z.serial()))
+                .collect(),
+        }
+    }
+}
+
+/// Tells the telemetry each file zone's serial and age (since the file changed).
+fn record_file_zones(telemetry: &Telemetry, screen: &LiveScreen, settings: &Settings) {
+    let serials = screen.zone_serials();
+    for (i, spec) in settings.zone_files() {
+        let Some((name, serial)) = serials.get(i) else {
+            continue;
+        };
+        let age = std::fs::metadata(&spec.path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| SystemTime::now().duration_since(t).ok())
+            .unwrap_or_default();
+        telemetry.set_zone(name, Some(*serial), age);
+    }
+}
+
+/// Tells the telemetry each followed zone's serial, age (since its primary last
+/// confirmed it) and expiry, and the NOTIFYs refused; called at each scrape.
+fn record_followed_zones(telemetry: &Telemetry, manager: &ZoneManager) {
+    for st in manager.status() {
+        // A zone never held has no serial or age to show yet.
+        if let Some(age) = st.age() {
+            telemetry.set_zone(&st.zone, st.serial, age);
+            telemetry.set_zone_expired(&st.zone, st.expired);
+        }
+    }
+    telemetry.set_notifies_refused(manager.notifies_refused());
 }
 
 impl Screen for LiveScreen {
@@ -302,8 +572,8 @@ impl Screen for LiveScreen {
     }
 }
 
-fn log_loaded(loaded: &[LoadReport], files: &[ZoneFile]) {
-    for (l, spec) in loaded.iter().zip(files) {
+fn log_loaded(loaded: &[LoadReport], settings: &Settings) {
+    for (l, (_, spec)) in loaded.iter().zip(settings.zone_files()) {
         tracing::info!(file = %spec.path.display(), "loaded {l}");
         for d in l.diagnostics.iter().take(5) {
             tracing::warn!(file = %spec.path.display(), "{d}");
@@ -326,6 +596,90 @@ fn fingerprint(paths: &[&Path]) -> Vec<Option<(u64, SystemTime)>> {
         .collect()
 }
 
+/// Applies the zone manager's events to the matcher, one zone at a time: a full
+/// zone replaces that zone's rules alone, an IXFR's owners are applied as a delta
+/// to that zone alone (no zone is rebuilt), a dropped zone is emptied.
+#[derive(Debug)]
+pub struct MatcherSink {
+    screen: Arc<LiveScreen>,
+    /// Apex → place in the order of precedence, and the zone's override.
+    zones: std::collections::HashMap<String, (usize, ZonePolicy)>,
+}
+
+impl MatcherSink {
+    pub fn new(screen: Arc<LiveScreen>, settings: &Settings) -> MatcherSink {
+        let zones = settings
+            .primaries()
+            .map(|(i, p)| (p.zone.apex.clone(), (i, p.policy.clone())))
+            .collect();
+        MatcherSink { screen, zones }
+    }
+}
+
+impl ZoneSink for MatcherSink {
+    fn apply(&self, event: &ZoneEvent) -> Result<(), String> {
+        let LiveScreen::Matcher(m) = &*self.screen else {
+            return Err("followed zones need the matcher engine".into());
+        };
+        let zone = match event {
+            ZoneEvent::Full { zone, .. }
+            | ZoneEvent::Delta { zone, .. }
+            | ZoneEvent::Dropped { zone, .. } => zone,
+        };
+        let (index, policy) = self
+            .zones
+            .get(zone)
+            .ok_or_else(|| format!("zone {zone}: not configured"))?;
+        match event {
+            ZoneEvent::Full {
+                serial,
+                path,
+                from_state,
+                ..
+            } => {
+                let spec = ZoneFile {
+                    path: path.clone(),
+                    name: Some(zone.clone()),
+                    policy: policy.clone(),
+                };
+                let loaded = load_matcher_zone(&spec).map_err(|e| e.to_string())?;
+                let report = loaded.report.clone();
+                m.set_zone(*index, loaded)?;
+                let from = if *from_state {
+                    "the saved copy"
+                } else {
+                    "a transfer"
+                };
+                tracing::info!(zone = %zone, serial, "in force from {from}: {report}");
+                for d in report.diagnostics.iter().take(5) {
+                    tracing::warn!(zone = %zone, "{d}");
+                }
+            }
+            ZoneEvent::Delta { delta, .. } => {
+                let (removed, added) = m.apply_owner_delta(*index, zone, delta)?;
+                tracing::info!(
+                    zone = %zone,
+                    serial = delta.to,
+                    removed,
+                    added,
+                    "change in force"
+                );
+            }
+            ZoneEvent::Dropped { reason, .. } => {
+                m.set_zone(*index, MatcherZone::empty(zone, policy)?)?;
+                tracing::warn!(zone = %zone, reason = %reason, "zone no longer enforced");
+            }
+        }
+        Ok(())
+    }
+}
+
+impl dns::front::NotifyHandler for ZoneManager {
+    fn notify(&self, message: &[u8], src: SocketAddr) -> Option<Vec<u8>> {
+        ZoneManager::notify(self, message, src)
+    }
+}
+
 /// The filter, loaded and bound, ready to serve.
 #[derive(Debug)]
 pub struct Filter {
@@ -333,24 +687,164 @@ pub struct Filter {
     screen: Arc<LiveScreen>,
     front: Front,
     listeners: dns::front::Listeners,
+    zones: Option<ZoneManager>,
+    telemetry: Arc<Telemetry>,
+    metrics: Option<std::net::TcpListener>,
+    block_page: Option<std::net::TcpListener>,
+}
+
+/// Binds an HTTP listener (non-blocking, for tokio).
+fn bind_http(addr: SocketAddr, what: &str) -> Result<std::net::TcpListener, FilterError> {
+    std::net::TcpListener::bind(addr)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .map_err(|e| FilterError::Config(format!("cannot listen on {addr} for {what}: {e}")))
+}
+
+/// Serves `router` on `listener` until the task is aborted.
+async fn serve_http(listener: std::net::TcpListener, router: axum::Router, what: &'static str) {
+    let listener = match tokio::net::TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "{what}: cannot serve");
+            return;
+        }
+    };
+    if let Err(e) = axum::serve(listener, router).await {
+        tracing::error!(error = %e, "{what}: stopped");
+    }
+}
+
+/// What `/metrics` renders from.
+#[derive(Clone)]
+struct MetricsState {
+    registry: Arc<prometheus_client::registry::Registry>,
+    telemetry: Arc<Telemetry>,
+    zones: Option<ZoneManager>,
+}
+
+/// `GET /metrics`: the registry as Prometheus text, followed zones read at the
+/// moment of the scrape.
+fn metrics_router(state: MetricsState) -> axum::Router {
+    async fn metrics(
+        axum::extract::State(state): axum::extract::State<MetricsState>,
+    ) -> impl axum::response::IntoResponse {
+        if let Some(m) = &state.zones {
+            record_followed_zones(&state.telemetry, m);
+        }
+        (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+            )],
+            Telemetry::render(&state.registry),
+        )
+    }
+    axum::Router::new()
+        .route("/metrics", axum::routing::get(metrics))
+        .with_state(state)
+}
+
+/// Writes the match counts to the state dir every `every`.
+async fn flush_every(telemetry: Arc<Telemetry>, every: Duration) {
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        flush(&telemetry).await;
+    }
+}
+
+async fn flush(telemetry: &Arc<Telemetry>) {
+    let t = telemetry.clone();
+    match tokio::task::spawn_blocking(move || t.flush()).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "cannot write the match counts: kept for the next flush");
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot write the match counts"),
+    }
 }
 
 impl Filter {
-    /// Loads the policy and binds the listening sockets.
+    /// Loads the policy (zone files, and the saved copies of followed zones)
+    /// and binds the listening sockets. Serving can begin at once: a followed
+    /// zone's primary is first asked when [`Filter::serve`] runs.
     pub fn start(settings: Settings) -> Result<Filter, FilterError> {
         let (screen, loaded) = LiveScreen::load(&settings)?;
-        log_loaded(&loaded, &settings.zone_files);
+        log_loaded(&loaded, &settings);
         let screen = Arc::new(screen);
-        let front = Front::new(screen.clone(), settings.front.clone());
+        let zones = match (&settings.state, settings.primaries().next()) {
+            (Some(state), Some(_)) => {
+                let manager = ZoneManager::new(
+                    ZonesConfig {
+                        zones: settings.primaries().map(|(_, p)| p.zone.clone()).collect(),
+                        state_dir: state.clone(),
+                        on_expire: settings.on_expire,
+                        limits: Limits::default(),
+                    },
+                    Arc::new(MatcherSink::new(screen.clone(), &settings)),
+                )
+                .map_err(|e| FilterError::Config(e.to_string()))?;
+                manager.load_saved();
+                Some(manager)
+            }
+            _ => None,
+        };
+        if let Some(state) = &settings.state {
+            std::fs::create_dir_all(state.join("counts"))
+                .map_err(|e| FilterError::Config(format!("state dir {}: {e}", state.display())))?;
+        }
+        let telemetry = Arc::new(Telemetry::new(settings.state.clone()));
+        record_file_zones(&telemetry, &screen, &settings);
+        if let Some(m) = &zones {
+            record_followed_zones(&telemetry, m);
+        }
+        let front = Front::with_observer(screen.clone(), settings.front.clone(), telemetry.clone());
+        if let Some(m) = &zones {
+            // A fresh front has no handler yet.
+            let _ = front.set_notify_handler(Arc::new(m.clone()));
+        }
         let listeners = front.bind(settings.listen).map_err(|e| {
             FilterError::Config(format!("cannot listen on {}: {e}", settings.listen))
         })?;
+        let metrics = settings
+            .metrics_listen
+            .map(|a| bind_http(a, "metrics"))
+            .transpose()?;
+        let block_page = settings
+            .block_page_listen
+            .map(|a| bind_http(a, "the block page"))
+            .transpose()?;
         Ok(Filter {
             settings,
             screen,
             front,
             listeners,
+            zones,
+            telemetry,
+            metrics,
+            block_page,
         })
+    }
+
+    pub fn telemetry(&self) -> &Arc<Telemetry> {
+        &self.telemetry
+    }
+
+    /// Where `/metrics` is served, if it is.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Where the block page is served, if it is.
+    pub fn block_page_addr(&self) -> Option<SocketAddr> {
+        self.block_page.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// The manager of the zones followed from a primary, if any.
+    pub fn zones(&self) -> Option<&ZoneManager> {
+        self.zones.as_ref()
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -371,6 +865,10 @@ impl Filter {
             screen,
             front,
             listeners,
+            zones,
+            telemetry,
+            metrics,
+            block_page,
         } = self;
         tracing::info!(
             listen = %listeners.local_addr(),
@@ -378,20 +876,58 @@ impl Filter {
             io = ?settings.front.io,
             "serving DNS"
         );
-        let reload = tokio::spawn(watch(settings, screen));
+        let mut tasks = Vec::new();
+        if let Some(l) = metrics {
+            if let Ok(a) = l.local_addr() {
+                tracing::info!(listen = %a, "serving /metrics");
+            }
+            let state = MetricsState {
+                registry: Arc::new(telemetry.registry(front.clone())),
+                telemetry: telemetry.clone(),
+                zones: zones.clone(),
+            };
+            tasks.push(tokio::spawn(serve_http(
+                l,
+                metrics_router(state),
+                "metrics",
+            )));
+        }
+        if let Some(l) = block_page {
+            if let Ok(a) = l.local_addr() {
+                tracing::info!(listen = %a, "serving the block page");
+            }
+            let page = blockpage::BlockPage::new(screen.clone(), settings.report_url.clone());
+            tasks.push(tokio::spawn(serve_http(l, page.router(), "block page")));
+        }
+        if settings.state.is_some() {
+            tasks.push(tokio::spawn(flush_every(
+                telemetry.clone(),
+                settings.counts_flush,
+            )));
+        }
+        let following = zones.map(|m| {
+            for (_, p) in settings.primaries() {
+                tracing::info!(zone = %p.zone.apex, primary = %p.zone.primary, tsig = p.zone.tsig.is_some(), "following");
+            }
+            tokio::spawn(async move { m.run(std::future::pending()).await })
+        });
+        tasks.extend(following);
+        tasks.push(tokio::spawn(watch(settings, screen, telemetry.clone())));
         let result = front.serve(listeners, shutdown).await;
-        reload.abort();
+        for t in &tasks {
+            t.abort();
+        }
+        flush(&telemetry).await;
         tracing::info!("stopped");
         Ok(result?)
     }
 }
 
 /// Reloads the policy when a zone or allowlist file changes.
-async fn watch(settings: Settings, screen: Arc<LiveScreen>) {
+async fn watch(settings: Settings, screen: Arc<LiveScreen>, telemetry: Arc<Telemetry>) {
     let paths: Vec<&Path> = settings
-        .zone_files
-        .iter()
-        .map(|z| z.path.as_path())
+        .zone_files()
+        .map(|(_, z)| z.path.as_path())
         .chain(settings.allow_files.iter().map(PathBuf::as_path))
         .collect();
     let mut seen = fingerprint(&paths);
@@ -411,7 +947,8 @@ async fn watch(settings: Settings, screen: Arc<LiveScreen>) {
         };
         match loaded {
             Ok(Ok(loaded)) => {
-                log_loaded(&loaded, &settings.zone_files);
+                record_file_zones(&telemetry, &screen, &settings);
+                log_loaded(&loaded, &settings);
                 tracing::info!("policy reloaded");
             }
             Ok(Err(e)) => tracing::warn!(error = %e, "reload failed: the running policy is kept"),
@@ -448,8 +985,8 @@ policy = "log-only"
         assert_eq!(s.front.upstream_timeout, Duration::from_millis(250));
         assert_eq!(s.front.io, Io::Tokio);
         assert_eq!(s.front.cache_bytes, dns::front::DEFAULT_CACHE_BYTES);
-        assert_eq!(s.zone_files.len(), 2);
-        assert_eq!(s.zone_files[1].policy, ZonePolicy::LogOnly);
+        assert_eq!(s.zones.len(), 2);
+        assert!(matches!(&s.zones[1], ZoneSource::File(f) if f.policy == ZonePolicy::LogOnly));
         let bad = |t: &str| {
             toml::from_str::<FilterConfig>(t)
                 .map_err(|e| e.to_string())
@@ -467,5 +1004,54 @@ policy = "log-only"
             .is_err_and(|e| e.contains("unknown policy"))
         );
         assert!(bad("upstream = [\"127.0.0.1:53\"]\n").is_err_and(|e| e.contains("unknown field")));
+
+        // Followed zones and files in one order; the key parsed, never shown.
+        let text = r#"
+upstreams = ["127.0.0.1:53"]
+state = "/var/lib/f"
+on_expire = "drop"
+
+[[zones]]
+name = "Feed.RPZ."
+primary = "192.0.2.5:53"
+tsig = "k:hmac-sha256:c6fbQQ9fTG5/edBR03J/GkFP5Jn7Vp7yGVpK168IYCI="
+policy = "nodata"
+
+[[zones]]
+file = "local.rpz"
+"#;
+        let config: FilterConfig = toml::from_str(text).unwrap_or_else(|e| panic!("{e}"));
+        let s = config.settings().unwrap_or_else(|e| panic!("{e}"));
+        assert!(s.check().is_ok());
+        assert_eq!(s.on_expire, OnExpire::Drop);
+        let order: Vec<String> = s
+            .zones
+            .iter()
+            .map(|z| match z {
+                ZoneSource::Primary(p) => format!(
+                    "{} from {} tsig={} {:?}",
+                    p.zone.apex,
+                    p.zone.primary,
+                    p.zone.tsig.is_some(),
+                    p.policy
+                ),
+                ZoneSource::File(f) => format!("file {}", f.path.display()),
+            })
+            .collect();
+        assert_eq!(
+            order,
+            [
+                "feed.rpz from 192.0.2.5:53 tsig=true Nodata",
+                "file local.rpz"
+            ]
+        );
+        assert!(!format!("{:?}", s.zones).contains("c6fbQQ9f"));
+        let no_state = text.replace("state = \"/var/lib/f\"\n", "");
+        let config: FilterConfig = toml::from_str(&no_state).unwrap_or_else(|e| panic!("{e}"));
+        let s = config.settings().unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            s.check()
+                .is_err_and(|e| e.to_string().contains("needs --state DIR"))
+        );
     }
 }

@@ -18,7 +18,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 use dns::front::{self, LocalData, PolicySoa, PolicyZone, Screen, Verdict};
@@ -30,6 +30,7 @@ use policy::{
 };
 
 use crate::reference::{ZonePolicy, allowlist_zone};
+use crate::state::{OwnerDelta, OwnerRecords};
 use crate::zones::{LoadError, LoadReport, ZoneFile};
 use crate::{Allowlist, rpz_ip_owner};
 
@@ -41,6 +42,29 @@ pub struct ZoneMeta {
     /// Redirects and local data (rules' and overrides'), encoded once.
     encoded: HashMap<Response, front::Policy>,
     allow_zone: Arc<PolicyZone>,
+}
+
+impl ZoneMeta {
+    /// This snapshot with zone `index` shown as `zone`, and `encoded` added (the
+    /// responses of older rules stay, for queries in flight).
+    fn with_zone(
+        &self,
+        index: usize,
+        zone: Arc<PolicyZone>,
+        encoded: HashMap<Response, front::Policy>,
+    ) -> Result<ZoneMeta, String> {
+        let mut zones = self.zones.clone();
+        *zones
+            .get_mut(index)
+            .ok_or_else(|| format!("no zone at position {index}"))? = zone;
+        let mut all = self.encoded.clone();
+        all.extend(encoded);
+        Ok(ZoneMeta {
+            zones,
+            encoded: all,
+            allow_zone: self.allow_zone.clone(),
+        })
+    }
 }
 
 /// One zone file read for the matcher.
@@ -109,6 +133,53 @@ pub fn zone_options(policy: &ZonePolicy) -> Result<ZoneOptions, String> {
         policy: response,
         log_only: *policy == ZonePolicy::LogOnly,
     })
+}
+
+impl MatcherZone {
+    /// A zone without rules: a secondary zone before its first transfer (or
+    /// dropped at its SOA expire). It holds its place in the order of precedence.
+    pub fn empty(name: &str, policy: &ZonePolicy) -> Result<MatcherZone, String> {
+        let zone = Arc::new(PolicyZone::new(name, default_soa())?);
+        let mut encoded = HashMap::new();
+        if let Some(r) = zone_options(policy)?.policy
+            && let Some(p) = encode(&r)?
+        {
+            encoded.insert(r, p);
+        }
+        Ok(MatcherZone {
+            report: LoadReport {
+                zone: zone.name().to_owned(),
+                rules: 0,
+                not_applied: 0,
+                diagnostics: Vec::new(),
+            },
+            zone,
+            rules: RuleSetBuilder::new().build(),
+            encoded,
+        })
+    }
+}
+
+/// The rule an owner's records state, if any (`None`: the apex, records that are
+/// not policy, NSDNAME/NSIP triggers, or records that do not make a rule, which
+/// are logged: a full load would report them as diagnostics).
+fn owner_rule(owner: &OwnerRecords, apex: &str) -> Option<(policy::ZoneTrigger, Response)> {
+    let record = match owner.policy(apex) {
+        Ok(Some(r)) => r,
+        Ok(None) => return None,
+        Err(e) => {
+            tracing::warn!(zone = apex, owner = %owner.owner, error = %e, "owner not used");
+            return None;
+        }
+    };
+    match policy::rpz::rule_from_record(&record) {
+        Ok(rule) => Some(rule),
+        Err(policy::rpz::Unused::Invalid(e)) => {
+            tracing::warn!(zone = apex, owner = %owner.owner, error = %e, "owner not used");
+            None
+        }
+        Err(_) => None,
+    }
 }
 
 /// Reads one zone file into the matcher's rules.
@@ -228,6 +299,8 @@ pub fn build(
 pub struct MatcherScreen {
     live: LivePolicy,
     meta: ArcSwap<ZoneMeta>,
+    /// Serialises writers of `meta` and `live` together (readers take no lock).
+    writer: Mutex<()>,
 }
 
 /// Longest name a query can carry, in bytes of labels.
@@ -287,7 +360,105 @@ impl MatcherScreen {
         MatcherScreen {
             live: LivePolicy::new(policy),
             meta: ArcSwap::from_pointee(meta),
+            writer: Mutex::new(()),
         }
+    }
+
+    fn write(&self) -> std::sync::MutexGuard<'_, ()> {
+        // A writer that panicked left consistent snapshots behind: go on.
+        self.writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Replaces zone `index` alone (a full transfer, a zone file changed): its
+    /// rules, SOA and encoded responses (its override stays as built). The other
+    /// zones' rules are shared, not rebuilt.
+    pub fn set_zone(&self, index: usize, zone: MatcherZone) -> Result<(), String> {
+        let _writing = self.write();
+        let meta = self.meta.load().with_zone(index, zone.zone, zone.encoded)?;
+        self.meta.store(Arc::new(meta));
+        self.live
+            .replace_zone(index, zone.rules)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Applies an incremental transfer to zone `index` owner by owner, without
+    /// rebuilding the zone (the `policy` crate's overlays), and shows the new
+    /// serial in rewritten answers' SOA. All or nothing: an error leaves the
+    /// zone as it was (the caller then hands over the whole zone). Returns the
+    /// rules removed and added.
+    pub fn apply_owner_delta(
+        &self,
+        index: usize,
+        apex: &str,
+        delta: &OwnerDelta,
+    ) -> Result<(usize, usize), String> {
+        let mut change = policy::Delta::default();
+        let mut encoded = HashMap::new();
+        change.removed = delta
+            .removed
+            .iter()
+            .filter_map(|o| owner_rule(o, apex))
+            .map(|(t, _)| t)
+            .collect();
+        for o in &delta.added {
+            let Some((trigger, response)) = owner_rule(o, apex) else {
+                continue;
+            };
+            if matches!(response, Response::Redirect(_) | Response::LocalData(_))
+                && !encoded.contains_key(&response)
+            {
+                match encode(&response) {
+                    Ok(Some(p)) => {
+                        encoded.insert(response.clone(), p);
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::warn!(zone = apex, owner = %o.owner, error = %e, "owner not used");
+                        continue;
+                    }
+                }
+            }
+            change.added.push((trigger, response));
+        }
+        let _writing = self.write();
+        let meta = self.meta.load_full();
+        let zone = meta
+            .zones
+            .get(index)
+            .ok_or_else(|| format!("no zone at position {index}"))?
+            .clone();
+        if !encoded.is_empty() {
+            // Before the rules: a query that sees a new rule finds its response.
+            self.meta
+                .store(Arc::new(meta.with_zone(index, zone.clone(), encoded)?));
+        }
+        self.live
+            .apply_delta(index, &change)
+            .map_err(|e| e.to_string())?;
+        let mut soa = zone.soa().clone();
+        soa.serial = delta.to;
+        let zone = Arc::new(PolicyZone::new(zone.name(), soa)?);
+        let meta = self.meta.load().with_zone(index, zone, HashMap::new())?;
+        self.meta.store(Arc::new(meta));
+        Ok((change.removed.len(), change.added.len()))
+    }
+
+    /// Each zone's name and the serial of the copy in force, in order.
+    pub fn zone_serials(&self) -> Vec<(String, u32)> {
+        self.meta
+            .load()
+            .zones
+            .iter()
+            .map(|z| (z.name().to_owned(), z.soa().serial))
+            .collect()
+    }
+
+    /// Replaces the allowlist alone.
+    pub fn set_allowlist(&self, allow: &Allowlist) {
+        let _writing = self.write();
+        self.live.set_allowlist(allowlist_rules(allow));
     }
 
     /// The live policy (for zone transfers: `replace_zone`, `apply_delta`).
@@ -298,6 +469,7 @@ impl MatcherScreen {
     /// Replaces everything (a reload). The wire-form data goes first: a query that
     /// sees the new rules also sees their zone's SOA and encoded responses.
     pub fn replace(&self, policy: Policy, meta: ZoneMeta) {
+        let _writing = self.write();
         let mut merged = meta;
         // Responses of the old rules stay encodable for a query in flight.
         for (k, v) in &self.meta.load().encoded {
@@ -469,6 +641,99 @@ mod tests {
         assert!(query_name("bad\\999.example", &mut q).is_none());
         assert!(query_name("", &mut q).is_some());
         assert_eq!(q.label_count(), 0);
+    }
+
+    fn owner(name: &str, records: &[(&str, &str)]) -> OwnerRecords {
+        OwnerRecords {
+            owner: name.into(),
+            records: records
+                .iter()
+                .map(|(t, d)| dns::secondary::ZoneRecord {
+                    owner: name.into(),
+                    ttl: 300,
+                    rtype: (*t).into(),
+                    data: (*d).into(),
+                })
+                .collect(),
+        }
+    }
+
+    /// What the screen says about `name`: action, zone serial and rule, or `-`.
+    fn seen(m: &MatcherScreen, name: &str) -> String {
+        match m.qname(name, IpAddr::from([192, 0, 2, 9])) {
+            None => "-".into(),
+            Some(v) => format!("{} {} {}", v.action.name(), v.zone.soa().serial, v.rule),
+        }
+    }
+
+    #[test]
+    fn owner_deltas_change_one_zone_in_place() {
+        let apex = "feed.rpz";
+        let zones = vec![
+            (
+                MatcherZone::empty("local.rpz", &ZonePolicy::Given)
+                    .unwrap_or_else(|e| panic!("{e}")),
+                ZonePolicy::Given,
+            ),
+            (
+                MatcherZone::empty(apex, &ZonePolicy::Given).unwrap_or_else(|e| panic!("{e}")),
+                ZonePolicy::Given,
+            ),
+        ];
+        let (policy, meta) = build(zones, &Allowlist::default()).unwrap_or_else(|e| panic!("{e}"));
+        let m = MatcherScreen::new(policy, meta);
+        let delta = |from, to, removed, added| OwnerDelta {
+            from,
+            to,
+            removed,
+            added,
+        };
+        let added = vec![
+            owner("evil.example", &[("CNAME", ".")]),
+            owner("*.evil.example", &[("CNAME", ".")]),
+            owner("garden.example", &[("A", "192.0.2.80")]),
+            owner("@", &[("NS", "localhost.")]),
+        ];
+        let applied = m.apply_owner_delta(1, apex, &delta(0, 1, vec![], added));
+        assert_eq!(applied, Ok((0, 3)));
+        assert_eq!(seen(&m, "evil.example"), "nxdomain 1 evil.example");
+        assert_eq!(seen(&m, "a.evil.example"), "nxdomain 1 *.evil.example");
+        assert_eq!(seen(&m, "garden.example"), "local-data 1 garden.example");
+
+        // A changed owner is removed with its old records and added with its new.
+        let changed = delta(
+            1,
+            2,
+            vec![
+                owner("evil.example", &[("CNAME", ".")]),
+                owner("*.evil.example", &[("CNAME", ".")]),
+            ],
+            vec![owner("evil.example", &[("CNAME", "*.")])],
+        );
+        assert_eq!(m.apply_owner_delta(1, apex, &changed), Ok((2, 1)));
+        assert_eq!(seen(&m, "evil.example"), "nodata 2 evil.example");
+        assert_eq!(seen(&m, "a.evil.example"), "-");
+
+        // A delta that does not fit the zone changes nothing, serial included.
+        let drifted = delta(
+            2,
+            3,
+            vec![owner("never.example", &[("CNAME", ".")])],
+            vec![],
+        );
+        assert!(m.apply_owner_delta(1, apex, &drifted).is_err());
+        assert_eq!(seen(&m, "evil.example"), "nodata 2 evil.example");
+        assert!(m.apply_owner_delta(5, apex, &changed).is_err());
+
+        // The other zone was never touched; replacing it leaves this one alone.
+        let local =
+            MatcherZone::empty("local.rpz", &ZonePolicy::Given).unwrap_or_else(|e| panic!("{e}"));
+        assert!(m.set_zone(0, local).is_ok());
+        assert_eq!(seen(&m, "garden.example"), "local-data 2 garden.example");
+        assert_eq!(
+            m.zone_serials(),
+            [("local.rpz".to_owned(), 0), (apex.to_owned(), 2)]
+        );
     }
 
     #[test]

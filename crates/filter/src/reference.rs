@@ -110,6 +110,11 @@ impl ZoneRules {
         self.zone.name()
     }
 
+    /// The serial of the zone's SOA as loaded.
+    pub fn serial(&self) -> u32 {
+        self.zone.soa().serial
+    }
+
     /// Rules held (applied ones).
     pub fn len(&self) -> usize {
         self.exact.len() + self.wildcard.len() + self.response_ip.len() + self.client_ip.len()

@@ -453,6 +453,12 @@ impl ZoneManager {
                         error = %e,
                         "refresh refused: the primary's serial went backwards; keeping our copy (remove the saved copy to accept a reset primary)"
                     ),
+                    _ if lock(&slot.soa).is_none() => warn!(
+                        zone = apex,
+                        primary = %slot.client.primary(),
+                        error = %e,
+                        "refresh failed; no copy of the zone held yet, nothing of it enforced"
+                    ),
                     _ => warn!(
                         zone = apex,
                         primary = %slot.client.primary(),

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use dns::front::{Screen, Verdict};
-use filter::{Engine, FilterConfig, LiveScreen, Settings, ZoneFile, ZonePolicy};
+use filter::{Engine, FilterConfig, LiveScreen, Settings, ZoneFile, ZonePolicy, ZoneSource};
 use proptest::prelude::*;
 
 const LABELS: &[&str] = &["a", "b", "evil", "x-1", "mail"];
@@ -112,11 +112,11 @@ fn settings(zones: &[(Vec<(Owner, &str)>, ZonePolicy)], allow: &[String]) -> Set
     for (i, (rules, policy)) in zones.iter().enumerate() {
         let path: PathBuf = dir.join(format!("z{i}.rpz"));
         std::fs::write(&path, zone_text(i, rules)).unwrap_or_else(|e| panic!("{e}"));
-        s.zone_files.push(ZoneFile {
+        s.zones.push(ZoneSource::File(ZoneFile {
             path,
             name: None,
             policy: policy.clone(),
-        });
+        }));
     }
     s
 }
@@ -196,7 +196,7 @@ proptest! {
                 "chain {:?} addrs {:?}", chain, addrs
             );
         }
-        if let Some(dir) = s.zone_files.first().and_then(|z| z.path.parent()) {
+        if let Some(dir) = s.zone_files().next().and_then(|(_, z)| z.path.parent()) {
             let _ = std::fs::remove_dir_all(dir);
         }
     }

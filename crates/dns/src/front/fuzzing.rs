@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use super::cache::{Entry, Key};
 use super::message::{self, HEADER_LEN};
-use super::{Fetched, Front, Outcome, Step};
+use super::{Fetched, Front, Outcome, Report, Step};
 
 /// Answers `query` from the cache or the policy (UDP and TCP), then, if it needs an
 /// upstream, with `upstream` taken as the upstream's answer for it (and for a
@@ -24,8 +24,15 @@ pub fn drive(front: &Front, query: &[u8], upstream: &[u8]) -> Vec<(bool, Vec<u8>
             Outcome::Upstream => {
                 let mut fetched = Fetched::default();
                 for _ in 0..3 {
-                    let step =
-                        front.respond(query, client, tcp, Instant::now(), &fetched, &mut out);
+                    let step = front.respond(
+                        query,
+                        client,
+                        tcp,
+                        Instant::now(),
+                        &fetched,
+                        &mut Report::default(),
+                        &mut out,
+                    );
                     let (key, main) = match step {
                         Step::Done(Outcome::Reply) => {
                             answers.push((tcp, out.clone()));

@@ -8,7 +8,7 @@
 //! way a cache miss becomes a task on the tokio runtime that sends its answer when
 //! the upstream has replied, and TCP is served by tasks, one per connection.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -28,6 +28,16 @@ const TCP_MAX_CONNECTIONS: usize = 1_024;
 const STOP_POLL: Duration = Duration::from_millis(200);
 /// Socket receive buffer asked for (the kernel may cap it).
 const RECV_BUFFER: usize = 4 << 20;
+
+/// Opcode NOTIFY (RFC 1996), in bits 3–6 of the header's third byte.
+const OPCODE_NOTIFY: u8 = 4;
+
+/// Receives the NOTIFY messages that arrive on the filter's DNS port (the zone
+/// manager): the primary sends them where the filter answers queries, as it would
+/// to BIND. Returns the answer to send, if any.
+pub trait NotifyHandler: Send + Sync + 'static {
+    fn notify(&self, message: &[u8], src: SocketAddr) -> Option<Vec<u8>>;
+}
 
 /// Bound sockets, ready to serve.
 #[derive(Debug)]
@@ -56,6 +66,39 @@ fn udp_socket(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
 }
 
 impl Front {
+    /// Hands every message with opcode NOTIFY to `handler` from now on (once;
+    /// a second handler is refused and returned).
+    pub fn set_notify_handler(
+        &self,
+        handler: Arc<dyn NotifyHandler>,
+    ) -> Result<(), Arc<dyn NotifyHandler>> {
+        self.inner.notify.set(handler)
+    }
+
+    /// A NOTIFY for the handler: its answer in `out` (`Some(Reply)`), or nothing to
+    /// send (`Some(Drop)`). `None`: not a NOTIFY, or no handler (answered as any
+    /// other message). One byte is read on the query path.
+    pub(super) fn notify(
+        &self,
+        message: &[u8],
+        src: SocketAddr,
+        out: &mut Vec<u8>,
+    ) -> Option<Outcome> {
+        let opcode = (message.get(2)? >> 3) & 0xF;
+        if opcode != OPCODE_NOTIFY {
+            return None;
+        }
+        let handler = self.inner.notify.get()?;
+        out.clear();
+        Some(match handler.notify(message, src) {
+            Some(reply) => {
+                out.extend_from_slice(&reply);
+                Outcome::Reply
+            }
+            None => Outcome::Drop,
+        })
+    }
+
     /// Binds the UDP sockets (one per core unless configured) and the TCP listener
     /// on `addr`.
     pub fn bind(&self, addr: SocketAddr) -> std::io::Result<Listeners> {
@@ -163,7 +206,11 @@ impl Front {
                 }
             };
             let query = buf.get(..len).unwrap_or_default();
-            match self.answer_now(query, src.ip(), false, &mut out) {
+            let outcome = match self.notify(query, src, &mut out) {
+                Some(o) => o,
+                None => self.answer_now(query, src.ip(), false, &mut out),
+            };
+            match outcome {
                 Outcome::Reply => {
                     let _ = socket.send_to(&out, src);
                 }
@@ -197,7 +244,11 @@ impl Front {
                 }
             };
             let query = buf.get(..len).unwrap_or_default();
-            match self.answer_now(query, src.ip(), false, &mut out) {
+            let outcome = match self.notify(query, src, &mut out) {
+                Some(o) => o,
+                None => self.answer_now(query, src.ip(), false, &mut out),
+            };
+            match outcome {
                 Outcome::Reply => {
                     let _ = socket.send_to(&out, src).await;
                 }
@@ -233,13 +284,14 @@ impl Front {
             };
             let front = self.clone();
             tokio::spawn(async move {
-                let _ = front.tcp_connection(stream, src.ip()).await;
+                let _ = front.tcp_connection(stream, src).await;
                 drop(permit);
             });
         }
     }
 
-    async fn tcp_connection(self, mut stream: TcpStream, client: IpAddr) -> std::io::Result<()> {
+    async fn tcp_connection(self, mut stream: TcpStream, src: SocketAddr) -> std::io::Result<()> {
+        let client = src.ip();
         let _ = stream.set_nodelay(true);
         let mut out = Vec::with_capacity(4_096);
         loop {
@@ -253,9 +305,12 @@ impl Front {
                 Ok(Ok(_)) => {}
                 _ => return Ok(()),
             }
-            let outcome = match self.answer_now(&query, client, true, &mut out) {
-                Outcome::Upstream => self.answer(&query, client, true, &mut out).await,
-                o => o,
+            let outcome = match self.notify(&query, src, &mut out) {
+                Some(o) => o,
+                None => match self.answer_now(&query, client, true, &mut out) {
+                    Outcome::Upstream => self.answer(&query, client, true, &mut out).await,
+                    o => o,
+                },
             };
             if outcome != Outcome::Reply {
                 // DROP over TCP: close, as BIND does.

@@ -20,6 +20,7 @@ mod cache;
 pub mod fuzzing;
 mod listen;
 mod message;
+mod observe;
 mod screen;
 mod upstream;
 
@@ -29,7 +30,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-pub use listen::Listeners;
+pub use listen::{Listeners, NotifyHandler};
+pub use observe::{NoObserver, Observer, QueryResult};
 pub use screen::{LocalData, Policy, PolicySoa, PolicyZone, Redirect, Screen, Verdict};
 
 use cache::{Cache, Entry, Key};
@@ -99,7 +101,8 @@ impl Default for FrontConfig {
     }
 }
 
-/// What the front did, counted (no names, no addresses).
+/// What the front did, counted (no names, no addresses). Each query counts once,
+/// when its answer is decided.
 #[derive(Debug, Default)]
 pub struct FrontStats {
     pub queries: AtomicU64,
@@ -142,6 +145,18 @@ struct Fetched {
     target: Option<Arc<Entry>>,
 }
 
+/// What one pass of [`Front::respond`] decided, reported to the stats and the
+/// observer only when the query is done (a miss runs the pass again, and must not
+/// be counted twice).
+#[derive(Default)]
+struct Report {
+    qtype: Option<u16>,
+    /// Set when a policy decided the answer; otherwise the RCODE written counts.
+    result: Option<QueryResult>,
+    /// The rules acted on (log-only ones included). Allocates only on a match.
+    matched: Vec<Verdict>,
+}
+
 /// What the synchronous step needs next.
 enum Step {
     Done(Outcome),
@@ -157,6 +172,9 @@ struct Inner {
     upstreams: Upstreams,
     config: FrontConfig,
     stats: FrontStats,
+    /// Where NOTIFY messages go (the filter's zone manager); unset: NOTIMP.
+    notify: std::sync::OnceLock<Arc<dyn NotifyHandler>>,
+    observer: Arc<dyn Observer>,
 }
 
 /// The query path. Cheap to clone.
@@ -180,6 +198,16 @@ thread_local! {
 
 impl Front {
     pub fn new(screen: Arc<dyn Screen>, config: FrontConfig) -> Front {
+        Front::with_observer(screen, config, Arc::new(NoObserver))
+    }
+
+    /// A front that reports every query's result and matched rules to `observer`
+    /// (never the client's address or the query name).
+    pub fn with_observer(
+        screen: Arc<dyn Screen>,
+        config: FrontConfig,
+        observer: Arc<dyn Observer>,
+    ) -> Front {
         Front {
             inner: Arc::new(Inner {
                 screen,
@@ -187,6 +215,8 @@ impl Front {
                 upstreams: Upstreams::new(config.upstreams.clone(), config.upstream_timeout),
                 config,
                 stats: FrontStats::default(),
+                notify: std::sync::OnceLock::new(),
+                observer,
             }),
         }
     }
@@ -211,8 +241,21 @@ impl Front {
         out: &mut Vec<u8>,
     ) -> Outcome {
         bump(&self.inner.stats.queries);
-        match self.respond(query, client, tcp, Instant::now(), &Fetched::default(), out) {
-            Step::Done(o) => o,
+        let mut report = Report::default();
+        let now = Instant::now();
+        match self.respond(
+            query,
+            client,
+            tcp,
+            now,
+            &Fetched::default(),
+            &mut report,
+            out,
+        ) {
+            Step::Done(o) => {
+                self.report(report, o, out);
+                o
+            }
             Step::Main(_) | Step::Target(_) => Outcome::Upstream,
         }
     }
@@ -228,20 +271,29 @@ impl Front {
     ) -> Outcome {
         let stats = &self.inner.stats;
         let mut fetched = Fetched::default();
+        let mut report = Report::default();
         // At most the query's own answer and one redirect target.
         for _ in 0..3 {
-            let (key, main) = match self.respond(query, client, tcp, Instant::now(), &fetched, out)
-            {
-                Step::Done(o) => return o,
-                Step::Main(key) => (key, true),
-                Step::Target(key) => (key, false),
-            };
+            let now = Instant::now();
+            let (key, main) =
+                match self.respond(query, client, tcp, now, &fetched, &mut report, out) {
+                    Step::Done(o) => {
+                        self.report(report, o, out);
+                        return o;
+                    }
+                    Step::Main(key) => (key, true),
+                    Step::Target(key) => (key, false),
+                };
             bump(&stats.cache_misses);
+            let started = Instant::now();
             let answer = self
                 .inner
                 .upstreams
                 .resolve(key.qname(), key.qtype(), key.dnssec_ok(), key.cd())
                 .await;
+            self.inner
+                .observer
+                .upstream(started.elapsed(), answer.is_ok());
             match answer {
                 Ok(a) => {
                     let entry = self
@@ -256,11 +308,45 @@ impl Front {
                 }
                 Err(failure) => {
                     bump(&stats.upstream_failures);
-                    return self.servfail(query, tcp, failure, out);
+                    let o = self.servfail(query, tcp, failure, out);
+                    report.result = None;
+                    self.report(report, o, out);
+                    return o;
                 }
             }
         }
-        self.servfail(query, tcp, Failure::Failed, out)
+        let o = self.servfail(query, tcp, Failure::Failed, out);
+        report.result = None;
+        self.report(report, o, out);
+        o
+    }
+
+    /// Counts a query whose answer is decided: once per query.
+    fn report(&self, report: Report, outcome: Outcome, out: &[u8]) {
+        let stats = &self.inner.stats;
+        let observer = &*self.inner.observer;
+        for v in &report.matched {
+            if v.shadow {
+                bump(&stats.shadow);
+            }
+            observer.matched(v);
+        }
+        let result = match (report.result, outcome) {
+            (Some(r), _) => r,
+            (None, Outcome::Reply) => QueryResult::Rcode(out.get(3).copied().unwrap_or(0) & 0xF),
+            // Not a query at all: nothing to count.
+            (None, _) => return,
+        };
+        match result {
+            QueryResult::Blocked => bump(&stats.rewritten),
+            QueryResult::Passthru => bump(&stats.passthru),
+            QueryResult::Dropped => {
+                bump(&stats.rewritten);
+                bump(&stats.dropped);
+            }
+            QueryResult::Rcode(_) => {}
+        }
+        observer.answered(report.qtype, result);
     }
 
     fn servfail(&self, query: &[u8], tcp: bool, failure: Failure, out: &mut Vec<u8>) -> Outcome {
@@ -279,7 +365,9 @@ impl Front {
         Outcome::Reply
     }
 
-    /// The synchronous part of answering: policy, cache, rewrite.
+    /// The synchronous part of answering: policy, cache, rewrite. What it decided
+    /// goes into `report`.
+    #[allow(clippy::too_many_arguments)]
     fn respond(
         &self,
         buf: &[u8],
@@ -287,8 +375,10 @@ impl Front {
         tcp: bool,
         now: Instant,
         fetched: &Fetched,
+        report: &mut Report,
         out: &mut Vec<u8>,
     ) -> Step {
+        *report = Report::default();
         let inner = &*self.inner;
         let stats = &inner.stats;
         let q = match message::parse_query(buf) {
@@ -300,6 +390,7 @@ impl Front {
                 return Step::Done(Outcome::Reply);
             }
         };
+        report.qtype = Some(q.qtype);
         if let Some(e) = q.edns
             && e.version != 0
         {
@@ -336,15 +427,18 @@ impl Front {
         let mut check_answer = true;
         if let Some(v) = verdict {
             if v.shadow {
-                bump(&stats.shadow);
+                report.matched.push(v);
             } else {
                 match &v.action {
                     Policy::Passthru => {
-                        bump(&stats.passthru);
+                        report.result = Some(QueryResult::Passthru);
+                        report.matched.push(v);
                         check_answer = false;
                     }
                     Policy::TcpOnly if tcp => {}
-                    _ => return self.rewrite(buf, &q, &key, tcp, 0, None, &v, fetched, out),
+                    _ => {
+                        return self.rewrite(buf, &q, &key, tcp, 0, None, v, fetched, report, out);
+                    }
                 }
             }
         }
@@ -366,10 +460,13 @@ impl Front {
             && let Some((depth, v)) = inner.screen.answer(&entry.names, &entry.addrs)
         {
             if v.shadow {
-                bump(&stats.shadow);
+                report.matched.push(v);
             } else {
                 match &v.action {
-                    Policy::Passthru => bump(&stats.passthru),
+                    Policy::Passthru => {
+                        report.result = Some(QueryResult::Passthru);
+                        report.matched.push(v);
+                    }
                     Policy::TcpOnly if tcp => {}
                     _ => {
                         let depth = depth.min(entry.links.len());
@@ -380,8 +477,9 @@ impl Front {
                             tcp,
                             depth,
                             Some(&entry),
-                            &v,
+                            v,
                             fetched,
+                            report,
                             out,
                         );
                     }
@@ -413,19 +511,19 @@ impl Front {
         tcp: bool,
         depth: usize,
         entry: Option<&Entry>,
-        v: &Verdict,
+        v: Verdict,
         fetched: &Fetched,
+        report: &mut Report,
         out: &mut Vec<u8>,
     ) -> Step {
-        let stats = &self.inner.stats;
-        bump(&stats.rewritten);
         let links = entry.map(|e| &e.links[..]).unwrap_or_default();
         let links = links.get(..depth).unwrap_or(links);
         // The rewritten name: `None` is the query name (a pointer to the question).
         let owner: Option<&[u8]> = links.last().map(|(w, _)| &**w);
         let (rcode, redirect) = match &v.action {
             Policy::Drop => {
-                bump(&stats.dropped);
+                report.result = Some(QueryResult::Dropped);
+                report.matched.push(v);
                 return Step::Done(Outcome::Drop);
             }
             Policy::TcpOnly => {
@@ -435,6 +533,8 @@ impl Front {
                     w.opt(UDP_PAYLOAD, e.dnssec_ok, 0, None);
                 }
                 w.finish();
+                report.result = Some(QueryResult::Blocked);
+                report.matched.push(v);
                 return Step::Done(Outcome::Reply);
             }
             Policy::Nxdomain => (RCODE_NXDOMAIN, None),
@@ -486,6 +586,8 @@ impl Front {
         }
         w.finish();
         self.fit(q, tcp, out);
+        report.result = Some(QueryResult::Blocked);
+        report.matched.push(v);
         Step::Done(Outcome::Reply)
     }
 

@@ -463,6 +463,8 @@ fn a_name_cached_before_its_rule_is_blocked_once_listed() {
             upstreams: Upstreams::new(Vec::new(), DEFAULT_UPSTREAM_TIMEOUT),
             config: FrontConfig::default(),
             stats: FrontStats::default(),
+            notify: std::sync::OnceLock::new(),
+            observer: Arc::new(NoObserver),
         }),
     };
     check(
@@ -703,4 +705,43 @@ fn regression_bad_pointer_in_an_additional_owner_is_not_passed_on() {
     for (tcp, a) in fuzzing::drive(&f, query, upstream) {
         fuzzing::check_answer(query, &a, tcp);
     }
+}
+
+/// Records the NOTIFY messages handed over, and answers each with `ack`.
+#[derive(Default)]
+struct Notified(std::sync::Mutex<Vec<(Vec<u8>, SocketAddr)>>);
+
+impl super::NotifyHandler for Notified {
+    fn notify(&self, message: &[u8], src: SocketAddr) -> Option<Vec<u8>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push((message.to_vec(), src));
+        Some(b"ack".to_vec())
+    }
+}
+
+#[test]
+fn notify_messages_go_to_the_handler_and_queries_do_not() {
+    let f = Front::new(Arc::new(TestScreen::default()), FrontConfig::default());
+    let src: SocketAddr = "127.0.0.1:5300".parse().unwrap_or_else(|e| panic!("{e}"));
+    let mut notify = query("z.rpz", TYPE_A, false);
+    notify[2] = 4 << 3;
+    let mut out = Vec::new();
+    // No handler: answered as any other message.
+    assert_eq!(f.notify(&notify, src, &mut out), None);
+    let handler = Arc::new(Notified::default());
+    assert!(f.set_notify_handler(handler.clone()).is_ok());
+    assert!(f.set_notify_handler(handler.clone()).is_err());
+    assert_eq!(f.notify(&notify, src, &mut out), Some(Outcome::Reply));
+    assert_eq!(out, b"ack");
+    let q = query("www.up.test", TYPE_A, true);
+    assert_eq!(f.notify(&q, src, &mut out), None);
+    assert_eq!(f.notify(&[0, 1], src, &mut out), None);
+    let seen = handler
+        .0
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    assert_eq!(seen, [(notify, src)]);
 }
