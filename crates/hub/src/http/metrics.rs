@@ -329,11 +329,15 @@ async fn metrics(State(state): State<Arc<HttpState>>) -> Result<Response, ApiErr
     m.pull_success.clear();
     for p in state.pull_sources() {
         let labels = SourceLabels { source: p.name };
-        m.pull_failures.get_or_create(&labels).set(gauge(p.failures));
+        m.pull_failures
+            .get_or_create(&labels)
+            .set(gauge(p.failures));
         m.pull_failing
             .get_or_create(&labels)
             .set(i64::from(p.consecutive_failures));
-        m.pull_attempts.get_or_create(&labels).set(gauge(p.attempts));
+        m.pull_attempts
+            .get_or_create(&labels)
+            .set(gauge(p.attempts));
         if let Some(t) = p.last_success {
             m.pull_success.get_or_create(&labels).set(t.as_second());
         }
