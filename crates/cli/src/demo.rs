@@ -27,6 +27,8 @@ const ALLOWLIST: &str = include_str!("../demo/allowlist.txt");
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:5300";
 /// Where the hub's HTTP API answers when `--http-listen` is not given.
 pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:8053";
+/// Where the filter serves its block page when `--block-page-listen` is not given.
+pub const DEFAULT_BLOCK_PAGE_LISTEN: &str = "127.0.0.1:8054";
 /// Where the hub serves its zones when `--hub-dns-listen` is not given.
 pub const DEFAULT_HUB_DNS_LISTEN: &str = "127.0.0.1:5354";
 /// The zone the filter follows.
@@ -51,6 +53,10 @@ pub struct Args {
     /// Where the hub's HTTP API and exports answer.
     #[arg(long, value_name = "ADDR:PORT", default_value = DEFAULT_HTTP_LISTEN)]
     http_listen: SocketAddr,
+    /// Where the filter serves its block page (HTTP; the blocked name is read from
+    /// the `Host` header).
+    #[arg(long, value_name = "ADDR:PORT", default_value = DEFAULT_BLOCK_PAGE_LISTEN)]
+    block_page_listen: SocketAddr,
     /// Where the hub serves its zones (AXFR/IXFR) to the filter.
     #[arg(long, value_name = "ADDR:PORT", default_value = DEFAULT_HUB_DNS_LISTEN)]
     hub_dns_listen: SocketAddr,
@@ -227,6 +233,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let listen = pick(args.listen, "--listen")?;
     let http = pick(args.http_listen, "--http-listen")?;
     let hub_dns = pick(args.hub_dns_listen, "--hub-dns-listen")?;
+    let block_page = pick(args.block_page_listen, "--block-page-listen")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -364,6 +371,10 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             &hub_dns.to_string(),
             "--state",
             &p(&dir.join("filter-state")),
+            "--block-page-listen",
+            &block_page.to_string(),
+            "--report-url",
+            &format!("http://{http}/api/reports"),
         ],
     )?;
     wait(
@@ -397,6 +408,10 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
          -d '[{{\"value\": \"{NEW_NAME}\", \"tlp\": \"clear\"}}]' '{api}/indicators?category=phishing'"
     );
     println!("  dig @{ip} -p {port} {NEW_NAME}");
+    println!(
+        "The block page (where a walled-garden zone, policy=cname, sends browsers; it reads the name from Host):"
+    );
+    println!("  curl -s -H 'Host: {blocked}' http://{block_page}/");
     println!("Status (feeds, serials): curl -s -H \"Authorization: Bearer {token}\" {api}/status");
     println!();
     println!("Ctrl-C stops everything.");

@@ -1,7 +1,7 @@
 //! `sharedefend demo` as a user runs it: start it, read the instructions it prints,
 //! run them — the blocked `dig` (NXDOMAIN), the unblocked one (the stand-in
 //! upstream's 192.0.2.1), the printed `curl` that submits a new name through the API,
-//! then `dig` until that name is blocked — and stop it with SIGINT, which must end
+//! then `dig` until that name is blocked, the block page's `curl` — and stop it with SIGINT, which must end
 //! it with exit 0 and no child left. Real `dig` and `curl`; every port is a free one
 //! on 127.0.0.1 (`--listen 127.0.0.1:0` …); bounded waits.
 
@@ -59,6 +59,8 @@ fn the_demo_runs_as_printed_and_stops_on_ctrl_c() {
             "--http-listen",
             "127.0.0.1:0",
             "--hub-dns-listen",
+            "127.0.0.1:0",
+            "--block-page-listen",
             "127.0.0.1:0",
             "--dir",
             path(&dir.join("demo")),
@@ -147,6 +149,20 @@ fn the_demo_runs_as_printed_and_stops_on_ctrl_c() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(last, "NXDOMAIN", "the submitted name is not blocked");
+
+    // The printed block page request: the page names the blocked name.
+    let page_cmd = after("The block page");
+    assert!(page_cmd.starts_with("curl "), "{text}");
+    let name = blocked.rsplit(' ').next().unwrap_or_default();
+    let out = Command::new("sh")
+        .args(["-c", &page_cmd])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        page.contains(name) && page.contains("/api/reports?name="),
+        "{page}"
+    );
 
     // Ctrl-C: exit 0, the hub and the filter gone.
     let pid = i32::try_from(demo.0.id())
