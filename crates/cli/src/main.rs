@@ -8,6 +8,7 @@
 
 mod allowlist;
 mod check;
+mod demo;
 mod explain;
 mod export;
 mod filter;
@@ -56,6 +57,7 @@ enum Command {
     Pull(pull::Args),
     Verify(verify::Args),
     Filter(filter::FilterArgs),
+    Demo(demo::Args),
 }
 
 /// Exit code for errors (bad input, unreadable file).
@@ -78,6 +80,7 @@ fn main() -> ExitCode {
         Command::Partner(args) => partner::run(&args),
         Command::Pull(args) => pull::run(&args),
         Command::Verify(args) => verify::run(&args),
+        Command::Demo(args) => demo::run(&args),
         Command::Filter(args) => filter::run(
             &args,
             matches

@@ -131,17 +131,18 @@ fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     let source = Arc::new(hub::StoreZones::new(store));
     let dns_config = config.dns();
     let server = dns::Server::new(source, &dns_config)?;
+    // Read by whoever reports status (the status API and metrics); written by the
+    // scheduler.
+    let pull_status = Arc::new(hub::pull::PullStatus::default());
     let http_state = Arc::new(
         hub::http::HttpState::new(http_store, api_hub, signer, &config.http, &config.partners)?
-            .with_dns(server.clone()),
+            .with_dns(server.clone())
+            .with_pulls(pull_status.clone()),
     );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    // Read by whoever reports status (the status API and metrics); written by the
-    // scheduler.
-    let pull_status = Arc::new(hub::pull::PullStatus::default());
     runtime.block_on(async move {
         let pulls = hub::pull::Scheduler::new(pull_hub, pull_status, "hub-serve");
         pulls.apply(&config.feed_sources);

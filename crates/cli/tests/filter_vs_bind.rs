@@ -378,15 +378,46 @@ fn ten_thousand_queries_answer_as_bind_does() {
             ))
             .or_default() += 1;
         if b.rcode != f.rcode || b.records != f.records {
-            differ.push(format!(
-                "{q}:\n  BIND   {} {:?}\n  filter {} {:?}",
-                b.rcode, b.records, f.rcode, f.records
-            ));
+            differ.push((q, b, f));
         } else if b.ttls != f.ttls {
             ttl_only += 1;
         }
     }
     eprintln!("measured: outcomes {outcomes:?}; {ttl_only} answers differ only by TTL");
+    // A difference of policy repeats; a lost or late upstream answer under the load of
+    // a batch does not (BIND, forwarding, now and then answers one query of 10,000
+    // with an empty NOERROR). Each differing query is asked of both once more, alone.
+    let again_file = dir.join("again.txt");
+    let first_pass = differ.len();
+    let differ: Vec<String> = differ
+        .into_iter()
+        .filter_map(|(q, b, f)| {
+            write(&again_file, &format!("{q}\n"));
+            let (b2, _) = batch(bind_port, &again_file);
+            let (f2, _) = batch(filter_port, &again_file);
+            match (b2.first(), f2.first()) {
+                (Some(b2), Some(f2)) if b2.rcode == f2.rcode && b2.records == f2.records => {
+                    eprintln!(
+                        "measured: {q} agreed asked again (in the batch: BIND {} {:?}, filter {} {:?})",
+                        b.rcode, b.records, f.rcode, f.records
+                    );
+                    None
+                }
+                _ => Some(format!(
+                    "{q}:\n  BIND   {} {:?}\n  filter {} {:?}",
+                    b.rcode, b.records, f.rcode, f.records
+                )),
+            }
+        })
+        .collect();
+    eprintln!(
+        "measured: {first_pass} answers differed in the batch, {} still differ asked again",
+        differ.len()
+    );
+    assert!(
+        first_pass <= QUERIES / 1000,
+        "{first_pass} of {QUERIES} answers differed in the batch: more than chance"
+    );
     let rewritten = from_bind
         .iter()
         .filter(|a| {

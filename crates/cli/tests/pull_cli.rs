@@ -292,3 +292,82 @@ fn hub_serve_pulls_its_sources_and_takes_new_ones_on_reload() {
     );
     assert!(!logs.contains(SECRET), "the API key reached the log");
 }
+
+/// A source whose server is down shows in `GET /api/status` (last fetch, outcome,
+/// error, failures) and in `/metrics` (failures per source) of the running hub.
+#[test]
+fn a_failing_pull_shows_in_status_and_metrics() {
+    // A port nobody listens on: every fetch is refused.
+    let dead = free_port();
+    let dir = workdir("pull-status");
+    let store = dir.join("data");
+    let config = dir.join("hub.toml");
+    let http = free_port();
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:{}\"\n[http]\nlisten = \"127.0.0.1:{http}\"\n{}",
+            free_port(),
+            source_toml("deadfeed", &format!("http://127.0.0.1:{dead}/x.txt"))
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    sd_output(
+        &store,
+        &[
+            "partner",
+            "add",
+            "boss",
+            "--config",
+            path(&config),
+            "--no-tsig",
+            "--roles",
+            "reviewer",
+        ],
+    );
+    let out = sd_output(
+        &store,
+        &["partner", "token", "boss", "--config", path(&config)],
+    );
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(token.starts_with("sdp_"), "{out:?}");
+    let _hub = serve(&store, &["--config", path(&config)], &dir.join("serve.log"));
+
+    let failures = || {
+        hubproc::try_get(http, "/metrics", &[]).and_then(|r| {
+            r.text()
+                .lines()
+                .find(|l| l.starts_with("sharedefend_pull_failures{source=\"deadfeed\"}"))
+                .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        })
+    };
+    wait_until("a failed pull in /metrics", Duration::from_secs(60), || {
+        failures().is_some_and(|n| n >= 1)
+    });
+    let text = get(http, "/metrics", &[]).text();
+    assert!(
+        text.contains("sharedefend_pull_attempts{source=\"deadfeed\"}")
+            && text.contains("sharedefend_pull_consecutive_failures{source=\"deadfeed\"}"),
+        "{text}"
+    );
+    let auth = format!("Bearer {token}");
+    let status = get(http, "/api/status", &[("Authorization", auth.as_str())]).json();
+    let pulls = status["pulls"].as_array().cloned().unwrap_or_default();
+    assert_eq!(pulls.len(), 1, "{status}");
+    let p = &pulls[0];
+    assert_eq!(p["name"], "deadfeed", "{p}");
+    assert_eq!(p["last_outcome"], "failed", "{p}");
+    assert!(
+        p["last_attempt"].is_string() && p["last_success"].is_null(),
+        "{p}"
+    );
+    assert!(
+        p["last_error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{p}"
+    );
+    assert!(p["failures"].as_u64().is_some_and(|n| n >= 1), "{p}");
+    assert!(
+        p["consecutive_failures"].as_u64().is_some_and(|n| n >= 1),
+        "{p}"
+    );
+}

@@ -27,10 +27,12 @@ pub mod front;
 mod notify;
 pub mod secondary;
 mod server;
+mod stub;
 mod wire;
 
 pub use config::{Config, ConfigError, KeyAlgorithm, PartnerConfig, Secret, TsigConfig};
 pub use server::{POLL_INTERVAL, PUBLISH_WAIT, Server, Stats};
+pub use stub::{STUB_V4, STUB_V6, probe_rcode, serve_stub, stub_answer};
 
 /// A zone the source publishes, with its apex data.
 #[derive(Debug, Clone, PartialEq, Eq)]

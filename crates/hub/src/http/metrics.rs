@@ -7,7 +7,8 @@
 //! reports received and refused by the rate limit. Read from the store at each
 //! scrape, so they include what other processes did (`sharedefend import`):
 //! indicators by decision state, each feed's journal serial and rule count, batches
-//! by status, open reports. The page carries counts only, never a name, token or
+//! by status, open reports. Read from the pull scheduler's status at each scrape:
+//! each scheduled source's fetches, failures (in all and in a row) and last success. The page carries counts only, never a name, token or
 //! address.
 
 use std::sync::Arc;
@@ -56,6 +57,11 @@ struct FeedLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabels {
+    source: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StatusLabels {
     status: String,
 }
@@ -81,6 +87,10 @@ pub(super) struct Metrics {
     rules: Family<FeedLabels, Gauge>,
     batches: Family<StatusLabels, Gauge>,
     open_reports: Gauge,
+    pull_failures: Family<SourceLabels, Gauge>,
+    pull_failing: Family<SourceLabels, Gauge>,
+    pull_attempts: Family<SourceLabels, Gauge>,
+    pull_success: Family<SourceLabels, Gauge>,
 }
 
 impl Metrics {
@@ -147,8 +157,37 @@ impl Metrics {
             "False-positive reports waiting for a reviewer",
             open_reports.clone(),
         );
+        let pull_failures = Family::<SourceLabels, Gauge>::default();
+        registry.register(
+            "sharedefend_pull_failures",
+            "Failed fetches of each scheduled feed source since it was first pulled",
+            pull_failures.clone(),
+        );
+        let pull_failing = Family::<SourceLabels, Gauge>::default();
+        registry.register(
+            "sharedefend_pull_consecutive_failures",
+            "Failed fetches in a row of each scheduled feed source (0 after a success)",
+            pull_failing.clone(),
+        );
+        let pull_attempts = Family::<SourceLabels, Gauge>::default();
+        registry.register(
+            "sharedefend_pull_attempts",
+            "Fetches of each scheduled feed source since it was first pulled",
+            pull_attempts.clone(),
+        );
+        let pull_success = Family::<SourceLabels, Gauge>::default();
+        registry.register_with_unit(
+            "sharedefend_pull_last_success",
+            "Unix time of each scheduled feed source's last fetch that did not fail",
+            Unit::Seconds,
+            pull_success.clone(),
+        );
         Metrics {
             registry,
+            pull_failures,
+            pull_failing,
+            pull_attempts,
+            pull_success,
             requests,
             latency,
             imports,
@@ -284,6 +323,25 @@ async fn metrics(State(state): State<Arc<HttpState>>) -> Result<Response, ApiErr
     }
     m.open_reports
         .set(i64::try_from(scraped.open_reports).unwrap_or(i64::MAX));
+    m.pull_failures.clear();
+    m.pull_failing.clear();
+    m.pull_attempts.clear();
+    m.pull_success.clear();
+    for p in state.pull_sources() {
+        let labels = SourceLabels { source: p.name };
+        m.pull_failures
+            .get_or_create(&labels)
+            .set(gauge(p.failures));
+        m.pull_failing
+            .get_or_create(&labels)
+            .set(i64::from(p.consecutive_failures));
+        m.pull_attempts
+            .get_or_create(&labels)
+            .set(gauge(p.attempts));
+        if let Some(t) = p.last_success {
+            m.pull_success.get_or_create(&labels).set(t.as_second());
+        }
+    }
     let mut text = String::new();
     prometheus_client::encoding::prometheus_text::encode(&mut text, &m.registry)
         .map_err(|e| ApiError::internal(format!("encoding the metrics: {e}")))?;

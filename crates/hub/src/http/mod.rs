@@ -105,6 +105,9 @@ pub struct HttpState {
     max_body: usize,
     /// Per partner: when its last submission failed, and why (for `/api/status`).
     errors: Mutex<HashMap<String, (indicator::Timestamp, String)>>,
+    /// What each scheduled feed pull last did (written by `hub::pull::Scheduler`),
+    /// shown in `/api/status` and `/metrics`.
+    pulls: Option<Arc<crate::pull::PullStatus>>,
 }
 
 impl std::fmt::Debug for HttpState {
@@ -142,7 +145,19 @@ impl HttpState {
             ),
             max_body: config.max_body.unwrap_or(DEFAULT_MAX_BODY),
             errors: Mutex::new(HashMap::new()),
+            pulls: None,
         })
+    }
+
+    /// Reports the scheduled pulls of `pulls` in `/api/status` and `/metrics`.
+    pub fn with_pulls(mut self, pulls: Arc<crate::pull::PullStatus>) -> HttpState {
+        self.pulls = Some(pulls);
+        self
+    }
+
+    /// Each pulled source's status (empty when the hub pulls nothing).
+    fn pull_sources(&self) -> Vec<crate::pull::SourceStatus> {
+        self.pulls.as_ref().map(|p| p.sources()).unwrap_or_default()
     }
 
     /// Publishes through `server` after each write (see the module doc).

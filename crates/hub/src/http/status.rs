@@ -1,6 +1,7 @@
 //! What the hub is doing: `GET /api/feeds` (each feed, its serial, rules and export
 //! URLs), `GET /api/status` (feeds, sources with their last import and their last
-//! failed submission, the review queue, the DNS front's counters) and `GET
+//! failed submission, each scheduled pull's last fetch, error and failure counts,
+//! the review queue, the DNS front's counters) and `GET
 //! /api/openapi.json` (the API described, OpenAPI 3.1; every route of the router is
 //! in it — a test checks).
 
@@ -131,6 +132,31 @@ async fn status(
             })
         })
         .collect();
+    let pulls: Vec<Value> = state
+        .pull_sources()
+        .iter()
+        .map(|p| {
+            json!({
+                "name": p.name,
+                "url": p.url,
+                "snapshot": p.snapshot,
+                "interval_ms": p.interval_ms,
+                "last_attempt": p.last_attempt.map(|t| t.to_string()),
+                "last_success": p.last_success.map(|t| t.to_string()),
+                "last_import": p.last_import.map(|t| t.to_string()),
+                "last_outcome": p.last_outcome.map(|o| o.as_str()),
+                "last_error": p.last_error,
+                "consecutive_failures": p.consecutive_failures,
+                "attempts": p.attempts,
+                "failures": p.failures,
+                "http_status": p.http_status,
+                "next_attempt": p.next_attempt.map(|t| t.to_string()),
+                "effect": p.effect.iter().map(|e| json!({
+                    "feed": e.feed, "added": e.added, "removed": e.removed, "serial": e.serial,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
     let dns = state.dns.as_ref().map(|d| {
         let s = d.stats();
         json!({
@@ -148,6 +174,7 @@ async fn status(
         &json!({
             "feeds": feeds,
             "sources": sources,
+            "pulls": pulls,
             "review": {"held_batches": held, "open_reports": open},
             "dns": dns,
         }),
