@@ -56,11 +56,13 @@ impl StoreArgs {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("cannot read {}", path.display()))?;
-                SuffixList::parse(&text).with_context(|| format!("{}", path.display()))?
+                std::borrow::Cow::Owned(
+                    SuffixList::parse(&text).with_context(|| format!("{}", path.display()))?,
+                )
             }
-            None => SuffixList::builtin().clone(),
+            None => std::borrow::Cow::Borrowed(SuffixList::builtin()),
         };
-        Ok(Hub::open(
+        Ok(Hub::open_with(
             self.open_store()?,
             analysis::Config::default(),
             psl,
