@@ -21,7 +21,6 @@ mod hubproc;
 mod support;
 
 use std::net::UdpSocket;
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -89,51 +88,6 @@ fn nxdomain(socket: &UdpSocket, port: u16, id: u16, name: &str) -> bool {
         }
     }
     false
-}
-
-fn start_named(dir: &Path, port: u16, hub_port: u16) -> Proc {
-    let d = dir.join("bind");
-    std::fs::create_dir_all(&d).unwrap_or_else(|e| panic!("{e}"));
-    let ds = path(&d);
-    let target = support::target_zone(&d);
-    let conf = format!(
-        r#"key "{KEY_NAME}" {{ algorithm hmac-sha256; secret "{KEY_SECRET}"; }};
-options {{
-    directory "{ds}";
-    pid-file "{ds}/named.pid";
-    listen-on port {port} {{ 127.0.0.1; }};
-    listen-on-v6 {{ none; }};
-    recursion yes;
-    allow-query {{ 127.0.0.0/8; }};
-    allow-recursion {{ 127.0.0.0/8; }};
-    dnssec-validation no;
-    notify no;
-    response-policy {{ zone "{ZONE}" min-update-interval 0; }} qname-wait-recurse no break-dnssec yes;
-}};
-controls {{ }};
-logging {{
-    channel f {{ file "{ds}/named.log"; severity info; print-time yes; }};
-    category default {{ f; }};
-    category rpz {{ null; }};
-}};
-zone "target.test" {{ type primary; file "{target}"; }};
-zone "{ZONE}" {{
-    type secondary;
-    primaries {{ 127.0.0.1 port {hub_port} key "{KEY_NAME}"; }};
-    file "{ds}/rpz.db";
-    allow-query {{ localhost; }};
-}};
-"#,
-        target = path(&target)
-    );
-    let file = d.join("named.conf");
-    write(&file, &conf);
-    Proc::spawn(
-        "named (RPZ secondary)",
-        Command::new("named").args(["-f", "-c", path(&file)]),
-        &d.join("named.stderr"),
-        &[&d.join("named.log")],
-    )
 }
 
 fn main() {
@@ -229,7 +183,7 @@ fn main() {
         &dir.join("filter.log"),
         &[],
     );
-    let named = start_named(&dir, bind_port, hub_dns);
+    let named = support::start_rpz_secondary(&dir.join("bind"), bind_port, hub_dns);
     let procs = [&hub, &filter, &named, &auth];
     for port in [filter_port, bind_port] {
         wait_until(

@@ -15,7 +15,6 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::{
@@ -168,52 +167,6 @@ fn dig_and_kdig_transfer_with_tsig_and_are_refused_without() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Starts BIND 9 `named` in `dir` on `port` as a resolver with one response-policy
-/// zone, the hub's phishing zone, taken as a TSIG secondary from the hub on
-/// `hub_port`, and the test zone `target.test` as its own primary.
-fn start_named(dir: &Path, port: u16, hub_port: u16) -> Proc {
-    let d = path(dir);
-    let target = support::target_zone(dir);
-    let conf = format!(
-        r#"key "{KEY_NAME}" {{ algorithm hmac-sha256; secret "{KEY_SECRET}"; }};
-options {{
-    directory "{d}";
-    pid-file "{d}/named.pid";
-    listen-on port {port} {{ 127.0.0.1; }};
-    listen-on-v6 {{ none; }};
-    recursion yes;
-    allow-query {{ 127.0.0.0/8; }};
-    allow-recursion {{ 127.0.0.0/8; }};
-    dnssec-validation no;
-    notify no;
-    response-policy {{ zone "{ZONE}" min-update-interval 0; }} qname-wait-recurse no break-dnssec yes;
-}};
-controls {{ }};
-logging {{
-    channel f {{ file "{d}/named.log"; severity info; print-time yes; }};
-    category default {{ f; }};
-    category rpz {{ null; }};
-}};
-zone "target.test" {{ type primary; file "{target}"; }};
-zone "{ZONE}" {{
-    type secondary;
-    primaries {{ 127.0.0.1 port {hub_port} key "{KEY_NAME}"; }};
-    file "{d}/rpz.db";
-    allow-query {{ localhost; }};
-}};
-"#,
-        target = path(&target)
-    );
-    let file = dir.join("named.conf");
-    write(&file, &conf);
-    Proc::spawn(
-        "named (RPZ secondary)",
-        Command::new("named").args(["-f", "-c", path(&file)]),
-        &dir.join("named.stderr"),
-        &[&dir.join("named.log")],
-    )
-}
-
 fn hub_log(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("hub.log")).unwrap_or_default()
 }
@@ -225,7 +178,7 @@ fn bind_secondary_follows_notify_and_ixfr() {
     import(&dir, &data, "a.txt", &["first.target.test"]);
     let bind_port = free_port();
     let (hub, hub_port) = serve(&dir, &data, &[format!("127.0.0.1:{bind_port}")]);
-    let named = start_named(&dir, bind_port, hub_port);
+    let named = support::start_rpz_secondary(&dir, bind_port, hub_port);
     let both = [&hub, &named];
 
     // Initial AXFR: the first name is blocked, any other resolves.
@@ -293,7 +246,7 @@ fn bind_catches_up_when_the_hub_restarts() {
     let hub_port = free_port();
     let config = hub_config(&[format!("127.0.0.1:{bind_port}")]);
     let hub = start_hub(&dir, &data, hub_port, &config);
-    let named = start_named(&dir, bind_port, hub_port);
+    let named = support::start_rpz_secondary(&dir, bind_port, hub_port);
     wait_until(
         "BIND to load the policy zone",
         Duration::from_secs(10),

@@ -98,53 +98,6 @@ fn start_filter(dir: &Path, port: u16, upstream: u16, hub_dns: u16) -> Proc {
     filter
 }
 
-/// BIND 9 as an RPZ resolver: the hub's zone as a TSIG secondary, `target.test` its
-/// own.
-fn start_named(dir: &Path, port: u16, hub_port: u16) -> Proc {
-    let d = dir.join("bind");
-    std::fs::create_dir_all(&d).unwrap_or_else(|e| panic!("{e}"));
-    let ds = path(&d);
-    let target = support::target_zone(&d);
-    let conf = format!(
-        r#"key "{KEY_NAME}" {{ algorithm hmac-sha256; secret "{KEY_SECRET}"; }};
-options {{
-    directory "{ds}";
-    pid-file "{ds}/named.pid";
-    listen-on port {port} {{ 127.0.0.1; }};
-    listen-on-v6 {{ none; }};
-    recursion yes;
-    allow-query {{ 127.0.0.0/8; }};
-    allow-recursion {{ 127.0.0.0/8; }};
-    dnssec-validation no;
-    notify no;
-    response-policy {{ zone "{ZONE}" min-update-interval 0; }} qname-wait-recurse no break-dnssec yes;
-}};
-controls {{ }};
-logging {{
-    channel f {{ file "{ds}/named.log"; severity info; print-time yes; }};
-    category default {{ f; }};
-    category rpz {{ null; }};
-}};
-zone "target.test" {{ type primary; file "{target}"; }};
-zone "{ZONE}" {{
-    type secondary;
-    primaries {{ 127.0.0.1 port {hub_port} key "{KEY_NAME}"; }};
-    file "{ds}/rpz.db";
-    allow-query {{ localhost; }};
-}};
-"#,
-        target = path(&target)
-    );
-    let file = d.join("named.conf");
-    write(&file, &conf);
-    Proc::spawn(
-        "named (RPZ secondary)",
-        Command::new("named").args(["-f", "-c", path(&file)]),
-        &d.join("named.stderr"),
-        &[&d.join("named.log")],
-    )
-}
-
 fn post(port: u16, path_: &str, token: Option<&str>, body: &Value) -> Response {
     let auth = token.map(|t| format!("Bearer {t}"));
     let mut headers = vec![("Content-Type", "application/json")];
@@ -256,7 +209,7 @@ fn report_to_block_to_delist_across_hub_filter_and_bind() {
 
     let hub = start_hub(&dir, &data, &ports);
     let filter = start_filter(&dir, filter_port, auth_port, ports.hub_dns);
-    let named = start_named(&dir, bind_port, ports.hub_dns);
+    let named = support::start_rpz_secondary(&dir.join("bind"), bind_port, ports.hub_dns);
     let http = ports.hub_http;
     {
         let procs = [&hub, &filter, &named, &auth];

@@ -403,3 +403,50 @@ zone "target.test" {{ type primary; file "{zone}"; }};
     );
     (named, port)
 }
+
+/// Starts BIND 9 `named` in `dir` (made if missing) on `port` as a resolver with one response-policy
+/// zone, the hub's phishing zone, taken as a TSIG secondary from the hub on
+/// `hub_port`, and the test zone `target.test` as its own primary.
+pub fn start_rpz_secondary(dir: &Path, port: u16, hub_port: u16) -> Proc {
+    std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let d = path(dir);
+    let target = target_zone(dir);
+    let conf = format!(
+        r#"key "{KEY_NAME}" {{ algorithm hmac-sha256; secret "{KEY_SECRET}"; }};
+options {{
+    directory "{d}";
+    pid-file "{d}/named.pid";
+    listen-on port {port} {{ 127.0.0.1; }};
+    listen-on-v6 {{ none; }};
+    recursion yes;
+    allow-query {{ 127.0.0.0/8; }};
+    allow-recursion {{ 127.0.0.0/8; }};
+    dnssec-validation no;
+    notify no;
+    response-policy {{ zone "{ZONE}" min-update-interval 0; }} qname-wait-recurse no break-dnssec yes;
+}};
+controls {{ }};
+logging {{
+    channel f {{ file "{d}/named.log"; severity info; print-time yes; }};
+    category default {{ f; }};
+    category rpz {{ null; }};
+}};
+zone "target.test" {{ type primary; file "{target}"; }};
+zone "{ZONE}" {{
+    type secondary;
+    primaries {{ 127.0.0.1 port {hub_port} key "{KEY_NAME}"; }};
+    file "{d}/rpz.db";
+    allow-query {{ localhost; }};
+}};
+"#,
+        target = path(&target)
+    );
+    let file = dir.join("named.conf");
+    write(&file, &conf);
+    Proc::spawn(
+        "named (RPZ secondary)",
+        Command::new("named").args(["-f", "-c", path(&file)]),
+        &dir.join("named.stderr"),
+        &[&dir.join("named.log")],
+    )
+}
