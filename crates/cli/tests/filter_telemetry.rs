@@ -11,10 +11,14 @@
 
 #![allow(clippy::print_stderr)]
 
+mod support;
+
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use support::{free_port, path, workdir, write};
 
 /// The address the test's queries come from: must never be written anywhere.
 const CLIENT: &str = "127.0.0.77";
@@ -43,32 +47,6 @@ impl Proc {
         }
         panic!("filter did not stop on SIGTERM");
     }
-}
-
-fn workdir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("sharedefend-ftel-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
-    dir
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().unwrap_or_else(|| panic!("non-UTF-8 path"))
-}
-
-fn write(p: &Path, text: &str) {
-    std::fs::write(p, text).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-}
-
-fn free_port() -> u16 {
-    for _ in 0..50 {
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-        let port = udp.local_addr().unwrap_or_else(|e| panic!("{e}")).port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free loopback port")
 }
 
 fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {

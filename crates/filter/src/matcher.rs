@@ -384,23 +384,7 @@ pub fn load_matcher_zone(spec: &ZoneFile) -> Result<MatcherZone, LoadError> {
         Some(done) => done,
         None => read_whole(&spec.path).map_err(err)?,
     };
-    let name = spec.name.clone().or(head.apex).ok_or_else(|| {
-        err(
-            "the file does not name its zone (no absolute SOA owner or $ORIGIN): give name=NAME"
-                .into(),
-        )
-    })?;
-    let soa = head.soa.map_or_else(default_soa, |s| PolicySoa {
-        ttl: s.ttl,
-        mname: s.mname,
-        rname: s.rname,
-        serial: s.serial,
-        refresh: s.refresh,
-        retry: s.retry,
-        expire: s.expire,
-        minimum: s.minimum,
-    });
-    let zone = Arc::new(PolicyZone::new(&name, soa).map_err(err)?);
+    let zone = Arc::new(crate::zones::policy_zone(spec, head).map_err(err)?);
     let options = zone_options(&spec.policy).map_err(err)?;
     let Loader {
         builder,

@@ -117,21 +117,12 @@ fn default_soa() -> PolicySoa {
     }
 }
 
-/// Loads one zone file.
-pub fn load(spec: &ZoneFile) -> Result<Loaded, LoadError> {
-    let err = |message: String| LoadError {
-        path: spec.path.clone(),
-        message,
-    };
-    let bytes = std::fs::read(&spec.path).map_err(|e| err(format!("cannot read: {e}")))?;
-    let text = formats::decode(&bytes).map_err(|e| err(e.to_string()))?;
-    let parsed = rpz::parse(&text).map_err(|e| err(e.to_string()))?;
-    let head = rpz::head(&text);
+/// The policy zone a zone file states: its name (`name=` or the file's apex) and SOA
+/// (the file's, or a default when it has none).
+pub(crate) fn policy_zone(spec: &ZoneFile, head: rpz::ZoneHead) -> Result<PolicyZone, String> {
     let name = spec.name.clone().or(head.apex).ok_or_else(|| {
-        err(
-            "the file does not name its zone (no absolute SOA owner or $ORIGIN): give name=NAME"
-                .into(),
-        )
+        "the file does not name its zone (no absolute SOA owner or $ORIGIN): give name=NAME"
+            .to_owned()
     })?;
     let soa = head.soa.map_or_else(default_soa, |s| PolicySoa {
         ttl: s.ttl,
@@ -143,7 +134,20 @@ pub fn load(spec: &ZoneFile) -> Result<Loaded, LoadError> {
         expire: s.expire,
         minimum: s.minimum,
     });
-    let zone = PolicyZone::new(&name, soa).map_err(err)?;
+    PolicyZone::new(&name, soa)
+}
+
+/// Loads one zone file.
+pub fn load(spec: &ZoneFile) -> Result<Loaded, LoadError> {
+    let err = |message: String| LoadError {
+        path: spec.path.clone(),
+        message,
+    };
+    let bytes = std::fs::read(&spec.path).map_err(|e| err(format!("cannot read: {e}")))?;
+    let text = formats::decode(&bytes).map_err(|e| err(e.to_string()))?;
+    let parsed = rpz::parse(&text).map_err(|e| err(e.to_string()))?;
+    let head = rpz::head(&text);
+    let zone = policy_zone(spec, head).map_err(err)?;
     let mut rules = ZoneRules::new(Arc::new(zone), &spec.policy).map_err(err)?;
     let mut diagnostics: Vec<String> = parsed.diagnostics.iter().map(ToString::to_string).collect();
     for record in &parsed.records {
