@@ -11,7 +11,7 @@
 //! Everything listens on loopback only.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
@@ -160,7 +160,8 @@ fn step(dir: &Path, what: &str, args: &[&str]) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// `addr`, with port 0 replaced by a free port.
+/// `addr`, with port 0 replaced by a port free for both UDP and TCP (the DNS
+/// listeners need both; the HTTP ones ignore the UDP side).
 fn pick(addr: SocketAddr, flag: &str) -> anyhow::Result<SocketAddr> {
     anyhow::ensure!(
         addr.ip().is_loopback(),
@@ -169,8 +170,8 @@ fn pick(addr: SocketAddr, flag: &str) -> anyhow::Result<SocketAddr> {
     if addr.port() != 0 {
         return Ok(addr);
     }
-    let l = TcpListener::bind(addr).with_context(|| format!("{flag} {addr}"))?;
-    Ok(l.local_addr()?)
+    let (udp, _tcp) = dns::bind_udp_tcp(addr).with_context(|| format!("{flag} {addr}"))?;
+    Ok(udp.local_addr()?)
 }
 
 /// The body of `GET path` on the hub's HTTP front, if it answers 200.

@@ -146,12 +146,12 @@ fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     runtime.block_on(async move {
         let pulls = hub::pull::Scheduler::new(pull_hub, pull_status, "hub-serve");
         pulls.apply(&config.feed_sources);
-        let udp = tokio::net::UdpSocket::bind(dns_listen)
-            .await
-            .with_context(|| format!("binding udp {dns_listen}"))?;
-        let tcp = tokio::net::TcpListener::bind(dns_listen)
-            .await
-            .with_context(|| format!("binding tcp {dns_listen}"))?;
+        // UDP and TCP on one port, also when the port is the kernel's choice.
+        let (udp, tcp) = dns::bind_udp_tcp(dns_listen)
+            .with_context(|| format!("binding udp and tcp {dns_listen}"))?;
+        let dns_listen = udp.local_addr()?;
+        let udp = tokio::net::UdpSocket::from_std(udp)?;
+        let tcp = tokio::net::TcpListener::from_std(tcp)?;
         let http = tokio::net::TcpListener::bind(http_listen)
             .await
             .with_context(|| format!("binding http {http_listen}"))?;

@@ -42,16 +42,7 @@ fn path(p: &Path) -> &str {
     p.to_str().unwrap_or_else(|| panic!("non-UTF-8 path"))
 }
 
-fn free_port() -> u16 {
-    for _ in 0..50 {
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-        let port = udp.local_addr().unwrap_or_else(|e| panic!("{e}")).port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free loopback port")
-}
+use testkit::free_port;
 
 fn sd(data: &Path, args: &[&str]) {
     let out = Command::new(env!("CARGO_BIN_EXE_sharedefend"))

@@ -22,6 +22,7 @@
 //! (wire format, name compression, TSIG); see `docs/ARCHITECTURE.md` for why `domain`
 //! and not hickory.
 
+mod bind;
 mod config;
 pub mod front;
 mod notify;
@@ -30,6 +31,7 @@ mod server;
 mod stub;
 mod wire;
 
+pub use bind::{bind_pair, bind_udp_tcp};
 pub use config::{Config, ConfigError, KeyAlgorithm, PartnerConfig, Secret, TsigConfig};
 pub use server::{POLL_INTERVAL, PUBLISH_WAIT, Server, Stats};
 pub use stub::{STUB_V4, STUB_V6, probe_rcode, serve_stub, stub_answer};

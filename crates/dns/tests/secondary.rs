@@ -111,13 +111,11 @@ fn partner_config() -> Config {
 
 async fn start(source: Arc<Memory>) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
     let server = Server::new(source, &partner_config()).unwrap_or_else(|e| panic!("{e}"));
-    let udp = tokio::net::UdpSocket::bind("127.0.0.1:0")
-        .await
+    let (udp, tcp) = dns::bind_udp_tcp("127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")))
         .unwrap_or_else(|e| panic!("{e}"));
     let addr = udp.local_addr().unwrap_or_else(|e| panic!("{e}"));
-    let tcp = TcpListener::bind(addr)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let udp = tokio::net::UdpSocket::from_std(udp).unwrap_or_else(|e| panic!("{e}"));
+    let tcp = tokio::net::TcpListener::from_std(tcp).unwrap_or_else(|e| panic!("{e}"));
     let (tx, rx) = tokio::sync::oneshot::channel();
     tokio::spawn(server.run(udp, tcp, async move {
         let _ = rx.await;

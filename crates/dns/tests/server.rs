@@ -104,13 +104,11 @@ fn key(name: &str) -> Arc<Key> {
 
 async fn start(config: Config, rules: usize) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
     let server = Server::new(Arc::new(Memory { rules }), &config).unwrap_or_else(|e| panic!("{e}"));
-    let udp = tokio::net::UdpSocket::bind("127.0.0.1:0")
-        .await
+    let (udp, tcp) = dns::bind_udp_tcp("127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")))
         .unwrap_or_else(|e| panic!("{e}"));
     let addr = udp.local_addr().unwrap_or_else(|e| panic!("{e}"));
-    let tcp = tokio::net::TcpListener::bind(addr)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let udp = tokio::net::UdpSocket::from_std(udp).unwrap_or_else(|e| panic!("{e}"));
+    let tcp = tokio::net::TcpListener::from_std(tcp).unwrap_or_else(|e| panic!("{e}"));
     let (tx, rx) = tokio::sync::oneshot::channel();
     tokio::spawn(server.run(udp, tcp, async move {
         let _ = rx.await;
@@ -534,13 +532,13 @@ async fn publish_now_serves_the_new_serial_and_notifies() {
         },
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    let udp_socket = tokio::net::UdpSocket::bind("127.0.0.1:0")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (udp_socket, tcp_listener) =
+        dns::bind_udp_tcp("127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")))
+            .unwrap_or_else(|e| panic!("{e}"));
     let addr = udp_socket.local_addr().unwrap_or_else(|e| panic!("{e}"));
-    let tcp_listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let udp_socket = tokio::net::UdpSocket::from_std(udp_socket).unwrap_or_else(|e| panic!("{e}"));
+    let tcp_listener =
+        tokio::net::TcpListener::from_std(tcp_listener).unwrap_or_else(|e| panic!("{e}"));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(server.clone().run(udp_socket, tcp_listener, async move {
         let _ = stopped.await;

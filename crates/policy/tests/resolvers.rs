@@ -91,17 +91,7 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
         .to_owned()
 }
 
-/// A loopback port free for both UDP and TCP right now.
-fn free_port() -> u16 {
-    for _ in 0..50 {
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-        let port = udp.local_addr().unwrap_or_else(|e| panic!("{e}")).port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free loopback port")
-}
+use testkit::free_port;
 
 /// Starts `program`, its output in `dir/<program>.log`.
 fn spawn(dir: &Path, program: &str, args: &[&str], package: &str) -> Proc {

@@ -33,16 +33,9 @@ pub fn path(p: &Path) -> &str {
     p.to_str().unwrap_or_else(|| panic!("non-UTF-8 path"))
 }
 
-/// A loopback port free for both UDP and TCP right now.
+/// A loopback port free for UDP and TCP (see `testkit`).
 pub fn free_port() -> u16 {
-    for _ in 0..50 {
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-        let port = udp.local_addr().unwrap_or_else(|e| panic!("{e}")).port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free loopback port")
+    testkit::free_port()
 }
 
 /// Runs `sharedefend` with the SQLite store `data`.

@@ -137,16 +137,9 @@ pub fn write(p: &Path, text: &str) {
     std::fs::write(p, text).must(&format!("{}", p.display()));
 }
 
-/// A loopback port free for both UDP and TCP right now.
+/// A loopback port free for UDP and TCP (see `testkit`).
 pub fn free_port() -> u16 {
-    for _ in 0..50 {
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0").must("binding a UDP socket");
-        let port = udp.local_addr().must("local address").port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free loopback port")
+    testkit::free_port()
 }
 
 /// The store under test: a SQLite directory or a PostgreSQL database.

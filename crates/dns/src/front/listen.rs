@@ -65,6 +65,14 @@ fn udp_socket(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
     Ok(socket.into())
 }
 
+fn tcp_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let tcp = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    tcp.set_reuse_address(true)?;
+    tcp.bind(&addr.into())?;
+    tcp.listen(1_024)?;
+    Ok(tcp.into())
+}
+
 impl Front {
     /// Hands every message with opcode NOTIFY to `handler` from now on (once;
     /// a second handler is refused and returned).
@@ -106,21 +114,15 @@ impl Front {
             0 => std::thread::available_parallelism().map_or(1, usize::from),
             n => n,
         };
-        let first = udp_socket(addr)?;
+        // The first UDP socket fixes the port (the kernel's choice for port 0,
+        // retried by `bind_pair` when TCP finds it taken); the rest share it.
+        let (first, tcp) = crate::bind_pair(addr, udp_socket, tcp_listener, |u| u.local_addr())?;
         let addr = first.local_addr()?;
         let mut udp = vec![first];
         for _ in 1..n {
             udp.push(udp_socket(addr)?);
         }
-        let tcp = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-        tcp.set_reuse_address(true)?;
-        tcp.bind(&addr.into())?;
-        tcp.listen(1_024)?;
-        Ok(Listeners {
-            udp,
-            tcp: tcp.into(),
-            addr,
-        })
+        Ok(Listeners { udp, tcp, addr })
     }
 
     /// Serves on `listeners` until `shutdown` completes. Must run inside a tokio
