@@ -54,11 +54,13 @@ SERVERS = {
                   templates=[("kresd-file.lua", "kresd.lua")],
                   cmd=["kresd", "-n", "-c", "{DIR}/kresd.lua", "{DIR}"]),
     # ours: `sharedefend filter serve` on the same RPZ file, forwarding what it does not
-    # block to the same upstream; one UDP socket + reader thread per THREADS.
+    # block to the same upstream; one UDP socket + reader thread per THREADS; FILTER_IO
+    # (threads|batch|tokio) picks its UDP loop, the binary's default otherwise.
     "filter": dict(port=5305, pkg=None, templates=[],
                    cmd=["{BIN}", "filter", "serve", "--listen", "127.0.0.1:5305",
                         "--upstream", UPSTREAM_IP + ":53", "--zone-file", "{RPZ}",
-                        "--udp-sockets", "{THREADS}"]),
+                        "--udp-sockets", "{THREADS}"]
+                   + (["--io", os.environ["FILTER_IO"]] if os.environ.get("FILTER_IO") else [])),
 }
 # The four reference resolvers (the "best of the four" of issue #5).
 REFERENCE = ("unbound", "bind", "pdns", "kresd")

@@ -256,7 +256,7 @@ impl FilterConfig {
         let io = match self.io.as_deref() {
             None => Io::default(),
             Some(t) => {
-                Io::parse(t).ok_or_else(|| bad(format!("io {t:?}: expected threads or tokio")))?
+                Io::parse(t).ok_or_else(|| bad(format!("io {t:?}: expected threads, batch or tokio")))?
             }
         };
         let timeout = match self.upstream_timeout_ms {

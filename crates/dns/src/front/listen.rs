@@ -140,7 +140,8 @@ impl Front {
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
         match self.inner.config.io {
-            Io::Threads => {
+            Io::Threads | Io::Batch => {
+                let batch = self.inner.config.io == Io::Batch;
                 let runtime = tokio::runtime::Handle::current();
                 for (i, socket) in udp.into_iter().enumerate() {
                     socket.set_read_timeout(Some(STOP_POLL))?;
@@ -150,7 +151,16 @@ impl Front {
                     threads.push(
                         std::thread::Builder::new()
                             .name(format!("udp-{i}"))
-                            .spawn(move || front.udp_thread(Arc::new(socket), runtime, &stop))?,
+                            .spawn(move || {
+                                let socket = Arc::new(socket);
+                                #[cfg(target_os = "linux")]
+                                if batch {
+                                    return front.udp_batch_thread(socket, runtime, &stop);
+                                }
+                                #[cfg(not(target_os = "linux"))]
+                                let _ = batch;
+                                front.udp_thread(socket, runtime, &stop);
+                            })?,
                     );
                 }
             }

@@ -18,6 +18,8 @@
 mod cache;
 #[doc(hidden)]
 pub mod fuzzing;
+#[cfg(target_os = "linux")]
+mod batch;
 mod listen;
 mod message;
 mod observe;
@@ -63,6 +65,10 @@ pub enum Io {
     /// blocking loop; cache misses go to the tokio runtime.
     #[default]
     Threads,
+    /// The same sockets and threads, but each system call moves up to
+    /// [`BATCH`](listen::BATCH) datagrams: `recvmmsg` takes what has arrived,
+    /// `sendmmsg` sends the answers together (Linux; elsewhere as `Threads`).
+    Batch,
     /// The same sockets, each read by a task on the tokio runtime.
     Tokio,
 }
@@ -71,6 +77,7 @@ impl Io {
     pub fn parse(text: &str) -> Option<Io> {
         match text {
             "threads" => Some(Io::Threads),
+            "batch" => Some(Io::Batch),
             "tokio" => Some(Io::Tokio),
             _ => None,
         }

@@ -745,3 +745,110 @@ fn notify_messages_go_to_the_handler_and_queries_do_not() {
         .clone();
     assert_eq!(seen, [(notify, src)]);
 }
+
+/// Every UDP loop over real loopback sockets: bursts from several clients (so
+/// that the batched loop's batches fill), each burst blocked names, cached names
+/// and names the upstream (the stub) must answer; every query answered once, with
+/// its own ID, to the client that asked. An oversized datagram in the middle is
+/// dropped and the loop goes on.
+#[test]
+fn udp_loops_answer_bursts_from_many_clients() {
+    const CLIENTS: usize = 4;
+    const PER_CLIENT: u16 = 120;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    for io in [Io::Threads, Io::Batch, Io::Tokio] {
+        let stub = runtime
+            .block_on(tokio::net::UdpSocket::bind("127.0.0.1:0"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let upstream = stub.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let (stop_stub, stub_stopped) = tokio::sync::oneshot::channel::<()>();
+        runtime.spawn(crate::serve_stub(stub, async move {
+            let _ = stub_stopped.await;
+        }));
+        let mut screen = TestScreen::default();
+        screen
+            .names
+            .insert("bad.test".into(), verdict("bad.test", Policy::Nxdomain));
+        let f = Front::new(
+            Arc::new(screen),
+            FrontConfig {
+                upstreams: vec![upstream],
+                udp_sockets: 1,
+                io,
+                ..FrontConfig::default()
+            },
+        );
+        cache(
+            &f,
+            "www.up.test",
+            TYPE_A,
+            0,
+            &[("www.up.test", TYPE_A, 300, a([192, 0, 2, 10]))],
+        );
+        let listeners = f
+            .bind("127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let addr = listeners.local_addr();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let served = runtime.spawn(f.serve(listeners, async move {
+            let _ = stopped.await;
+        }));
+
+        let clients: Vec<std::net::UdpSocket> = (0..CLIENTS)
+            .map(|_| {
+                let c = std::net::UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+                c.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                    .unwrap_or_else(|e| panic!("{e}"));
+                c.connect(addr).unwrap_or_else(|e| panic!("{e}"));
+                c
+            })
+            .collect();
+        let stray = std::net::UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+        // Which rcode each (client, id) must get: 3 for the listed name, 0 else.
+        let mut expected = HashMap::new();
+        for id in 0..PER_CLIENT {
+            for (c, client) in clients.iter().enumerate() {
+                let name = match id % 3 {
+                    0 => "bad.test".to_owned(),
+                    1 => "www.up.test".to_owned(),
+                    _ => format!("n{id}-{c}.example"),
+                };
+                let mut q = query(&name, TYPE_A, true);
+                q[..2].copy_from_slice(&id.to_be_bytes());
+                client.send(&q).unwrap_or_else(|e| panic!("{e}"));
+                expected.insert((c, id), if id % 3 == 0 { 3u8 } else { 0 });
+            }
+            if id == PER_CLIENT / 2 {
+                // Larger than a batch slot (the batched loop drops it, the others
+                // answer FORMERR), from a socket nobody reads.
+                let _ = stray.send_to(&[0u8; 9_000], addr);
+            }
+        }
+        let mut buf = [0u8; 4_096];
+        for (c, client) in clients.iter().enumerate() {
+            for _ in 0..PER_CLIENT {
+                let n = client
+                    .recv(&mut buf)
+                    .unwrap_or_else(|e| panic!("{io:?}: client {c} waiting: {e}"));
+                assert!(n >= 12, "{io:?}: short answer");
+                let id = u16::from_be_bytes([buf[0], buf[1]]);
+                let rcode = buf[3] & 0x0F;
+                let want = expected
+                    .remove(&(c, id))
+                    .unwrap_or_else(|| panic!("{io:?}: client {c} got id {id} twice or unasked"));
+                assert_eq!(rcode, want, "{io:?}: client {c} id {id}");
+            }
+        }
+        assert!(expected.is_empty(), "{io:?}: unanswered {expected:?}");
+        let _ = stop.send(());
+        let _ = stop_stub.send(());
+        runtime
+            .block_on(served)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+}
