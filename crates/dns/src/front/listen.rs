@@ -1,12 +1,13 @@
 //! The listeners: UDP sockets sharing one port (`SO_REUSEPORT`, so the kernel
 //! spreads clients over them) and one TCP listener.
 //!
-//! Two ways of reading the UDP sockets are kept because which is faster depends on
-//! the machine and was measured (`docs/ARCHITECTURE.md`): [`Io::Threads`] gives each
-//! socket an OS thread in a blocking `recv_from`/`send_to` loop, the shortest path a
-//! cached or blocked answer can take; [`Io::Tokio`] reads them from tasks. Either
-//! way a cache miss becomes a task on the tokio runtime that sends its answer when
-//! the upstream has replied, and TCP is served by tasks, one per connection.
+//! Three ways of reading the UDP sockets are kept because which is faster depends
+//! on the machine and was measured (`docs/performance.md`): [`Io::Batch`] (Linux,
+//! the default there) gives each socket an OS thread that moves many datagrams per
+//! system call (`batch.rs`); [`Io::Threads`] the same thread in a blocking
+//! `recv_from`/`send_to` loop; [`Io::Tokio`] reads them from tasks. Every way, a
+//! cache miss becomes a task on the tokio runtime that sends its answer when the
+//! upstream has replied, and TCP is served by tasks, one per connection.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
