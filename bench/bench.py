@@ -107,10 +107,12 @@ def rss_kb(pid):
     return out.get("VmRSS"), out.get("VmHWM")
 
 
-def cpu_ticks(pid):
+def cpu_ticks(pid, sys_only=False):
     try:
         with open("/proc/%d/stat" % pid) as f:
             parts = f.read().rsplit(")", 1)[1].split()
+        if sys_only:
+            return int(parts[12])  # stime: the kernel's share (UDP receive and send)
         return int(parts[11]) + int(parts[12])  # utime + stime (whole process)
     except OSError:
         return None
@@ -282,11 +284,13 @@ def dnsperf(port, qfile, duration, clients, outstanding, server_pid, logpath, ga
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     st0 = proc_stat()
     c0 = cpu_ticks(server_pid)
+    k0 = cpu_ticks(server_pid, sys_only=True)
     t0 = time.monotonic()
     out = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                          timeout=duration + 60).stdout.decode(errors="replace")
     wall = time.monotonic() - t0
     c1 = cpu_ticks(server_pid)
+    k1 = cpu_ticks(server_pid, sys_only=True)
     st1 = proc_stat()
     ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     with open(logpath, "a") as f:
@@ -300,6 +304,8 @@ def dnsperf(port, qfile, duration, clients, outstanding, server_pid, logpath, ga
     hz = os.sysconf("SC_CLK_TCK")
     if c0 is not None and c1 is not None:
         r["server_cpu_pct"] = round(100.0 * (c1 - c0) / hz / wall, 1)
+    if k0 is not None and k1 is not None:
+        r["server_sys_pct"] = round(100.0 * (k1 - k0) / hz / wall, 1)
     d = [b - a_ for a_, b in zip(st0, st1)]
     tot = float(sum(d[:8])) or 1.0
     r["machine_idle_pct"] = round(100.0 * (d[3] + d[4]) / tot, 1)   # of both cores

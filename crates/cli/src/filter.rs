@@ -93,7 +93,8 @@ struct ServeArgs {
     /// UDP sockets on the port, each read by its own thread [default: one per core].
     #[arg(long, value_name = "N")]
     udp_sockets: Option<usize>,
-    /// How UDP is read: `threads` (a blocking loop per socket) or `tokio`.
+    /// How UDP is read: `batch` (many datagrams per system call; the default on
+    /// Linux), `threads` (one at a time, a blocking loop per socket) or `tokio`.
     #[arg(long, value_name = "MODEL")]
     io: Option<String>,
     /// The policy implementation: `matcher` (default) or `reference` (the hash-map

@@ -255,9 +255,8 @@ impl FilterConfig {
         }
         let io = match self.io.as_deref() {
             None => Io::default(),
-            Some(t) => {
-                Io::parse(t).ok_or_else(|| bad(format!("io {t:?}: expected threads, batch or tokio")))?
-            }
+            Some(t) => Io::parse(t)
+                .ok_or_else(|| bad(format!("io {t:?}: expected threads, batch or tokio")))?,
         };
         let timeout = match self.upstream_timeout_ms {
             None => dns::front::DEFAULT_UPSTREAM_TIMEOUT,

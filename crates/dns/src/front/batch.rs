@@ -68,7 +68,10 @@ impl Front {
                 ) {
                     Ok(received) => arrived.extend(received.map(|m| {
                         let whole = !m.flags.contains(MsgFlags::MSG_TRUNC);
-                        (m.bytes, m.address.as_ref().and_then(std_addr).filter(|_| whole))
+                        (
+                            m.bytes,
+                            m.address.as_ref().and_then(std_addr).filter(|_| whole),
+                        )
                     })),
                     Err(Errno::EAGAIN | Errno::EINTR) => continue,
                     Err(e) => {
@@ -80,7 +83,8 @@ impl Front {
             ready.clear();
             destinations.clear();
             for (i, &(len, src)) in arrived.iter().enumerate() {
-                let (Some(src), Some(slot), Some(out)) = (src, slots.get(i), outs.get_mut(i)) else {
+                let (Some(src), Some(slot), Some(out)) = (src, slots.get(i), outs.get_mut(i))
+                else {
                     continue;
                 };
                 let query = slot.get(..len).unwrap_or_default();

@@ -149,20 +149,18 @@ impl Front {
                     let front = self.clone();
                     let stop = stop.clone();
                     let runtime = runtime.clone();
-                    threads.push(
-                        std::thread::Builder::new()
-                            .name(format!("udp-{i}"))
-                            .spawn(move || {
-                                let socket = Arc::new(socket);
-                                #[cfg(target_os = "linux")]
-                                if batch {
-                                    return front.udp_batch_thread(socket, runtime, &stop);
-                                }
-                                #[cfg(not(target_os = "linux"))]
-                                let _ = batch;
-                                front.udp_thread(socket, runtime, &stop);
-                            })?,
-                    );
+                    threads.push(std::thread::Builder::new().name(format!("udp-{i}")).spawn(
+                        move || {
+                            let socket = Arc::new(socket);
+                            #[cfg(target_os = "linux")]
+                            if batch {
+                                return front.udp_batch_thread(socket, runtime, &stop);
+                            }
+                            #[cfg(not(target_os = "linux"))]
+                            let _ = batch;
+                            front.udp_thread(socket, runtime, &stop);
+                        },
+                    )?);
                 }
             }
             Io::Tokio => {

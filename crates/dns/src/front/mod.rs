@@ -15,11 +15,11 @@
 //! written on the thread that read the query, and only a miss goes to the async
 //! runtime to wait for an upstream ([`listen`] has the loops).
 
+#[cfg(target_os = "linux")]
+mod batch;
 mod cache;
 #[doc(hidden)]
 pub mod fuzzing;
-#[cfg(target_os = "linux")]
-mod batch;
 mod listen;
 mod message;
 mod observe;
