@@ -98,19 +98,7 @@ impl Front {
                         destinations.push(Some(SockaddrStorage::from(src)));
                     }
                     Outcome::Drop => {}
-                    Outcome::Upstream => {
-                        let front = self.clone();
-                        let socket = socket.clone();
-                        let query = query.to_vec();
-                        runtime.spawn(async move {
-                            let mut out = Vec::new();
-                            if front.answer(&query, src.ip(), false, &mut out).await
-                                == Outcome::Reply
-                            {
-                                let _ = socket.send_to(&out, src);
-                            }
-                        });
-                    }
+                    Outcome::Upstream => self.spawn_miss(&runtime, &socket, query, src),
                 }
             }
             self.send_ready(fd, &mut sending, &outs, &ready, &destinations);

@@ -226,21 +226,30 @@ impl Front {
                     let _ = socket.send_to(&out, src);
                 }
                 Outcome::Drop => {}
-                Outcome::Upstream => {
-                    let front = self.clone();
-                    let socket = socket.clone();
-                    let query = query.to_vec();
-                    runtime.spawn(async move {
-                        let mut out = Vec::new();
-                        if front.answer(&query, src.ip(), false, &mut out).await == Outcome::Reply {
-                            // A UDP send does not block in practice; the socket is
-                            // the blocking one the reader thread owns.
-                            let _ = socket.send_to(&out, src);
-                        }
-                    });
-                }
+                Outcome::Upstream => self.spawn_miss(&runtime, &socket, query, src),
             }
         }
+    }
+
+    /// Resolves a cache miss read by a reader thread as a task on `runtime`; the
+    /// answer goes out from `socket` when the upstream has replied. A UDP send does
+    /// not block in practice, though the socket is the reader thread's blocking one.
+    pub(super) fn spawn_miss(
+        &self,
+        runtime: &tokio::runtime::Handle,
+        socket: &Arc<std::net::UdpSocket>,
+        query: &[u8],
+        src: SocketAddr,
+    ) {
+        let front = self.clone();
+        let socket = socket.clone();
+        let query = query.to_vec();
+        runtime.spawn(async move {
+            let mut out = Vec::new();
+            if front.answer(&query, src.ip(), false, &mut out).await == Outcome::Reply {
+                let _ = socket.send_to(&out, src);
+            }
+        });
     }
 
     async fn udp_task(self, socket: Arc<tokio::net::UdpSocket>) -> std::io::Result<()> {
