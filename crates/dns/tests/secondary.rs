@@ -4,6 +4,8 @@
 //! a transfer. The filter's zone manager is tested against BIND and `hub serve` in
 //! its own crates.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,8 +14,7 @@ use dns::secondary::{
     Client, CollectSink, Limits, Outcome, SecondaryZone, Soa, XfrError, parse_tsig_spec,
 };
 use dns::{
-    Config, Delta, PartnerConfig, Server, Snapshot, SoaFields, SourceError, ZoneInfo, ZoneRule,
-    ZoneSource,
+    Config, Delta, PartnerConfig, Server, Snapshot, SourceError, ZoneInfo, ZoneRule, ZoneSource,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -29,21 +30,7 @@ struct Memory {
 }
 
 fn info(serial: u32) -> ZoneInfo {
-    ZoneInfo {
-        feed: "phishing".into(),
-        apex: APEX.into(),
-        serial,
-        soa: SoaFields {
-            ttl: 300,
-            mname: "localhost".into(),
-            rname: "root.localhost".into(),
-            refresh: 3600,
-            retry: 600,
-            expire: 864000,
-            minimum: 300,
-            ns: vec!["localhost".into()],
-        },
-    }
+    common::info(APEX, serial)
 }
 
 fn rule(i: usize) -> ZoneRule {
@@ -111,16 +98,7 @@ fn partner_config() -> Config {
 
 async fn start(source: Arc<Memory>) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
     let server = Server::new(source, &partner_config()).unwrap_or_else(|e| panic!("{e}"));
-    let (udp, tcp) = dns::bind_udp_tcp("127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let addr = udp.local_addr().unwrap_or_else(|e| panic!("{e}"));
-    let udp = tokio::net::UdpSocket::from_std(udp).unwrap_or_else(|e| panic!("{e}"));
-    let tcp = tokio::net::TcpListener::from_std(tcp).unwrap_or_else(|e| panic!("{e}"));
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    tokio::spawn(server.run(udp, tcp, async move {
-        let _ = rx.await;
-    }));
-    (addr, tx)
+    common::serve(server)
 }
 
 fn client(primary: SocketAddr, secret: Option<&str>) -> Client {

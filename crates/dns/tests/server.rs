@@ -5,13 +5,15 @@
 //! real-client interop tests are in `crates/cli/tests/dns_interop.rs` and
 //! `crates/cli/tests/resolver_interop.rs`.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::Arc;
 
 use dns::{
-    Config, Delta, KeyAlgorithm, PartnerConfig, Secret, Server, Snapshot, SoaFields, SourceError,
-    TsigConfig, ZoneInfo, ZoneRule, ZoneSource,
+    Config, Delta, KeyAlgorithm, PartnerConfig, Secret, Server, Snapshot, SourceError, TsigConfig,
+    ZoneInfo, ZoneRule, ZoneSource,
 };
 use domain::base::iana::{Class, Opcode, Rcode, TsigRcode};
 use domain::base::{Message, MessageBuilder, Name, ParsedName, Rtype, Serial, Ttl};
@@ -29,21 +31,7 @@ struct Memory {
 }
 
 fn info(serial: u32) -> ZoneInfo {
-    ZoneInfo {
-        feed: "phishing".into(),
-        apex: "phishing.rpz.sharedefend".into(),
-        serial,
-        soa: SoaFields {
-            ttl: 300,
-            mname: "localhost".into(),
-            rname: "root.localhost".into(),
-            refresh: 3600,
-            retry: 600,
-            expire: 864000,
-            minimum: 300,
-            ns: vec!["localhost".into()],
-        },
-    }
+    common::info("phishing.rpz.sharedefend", serial)
 }
 
 fn rule(i: usize) -> ZoneRule {
@@ -104,16 +92,7 @@ fn key(name: &str) -> Arc<Key> {
 
 async fn start(config: Config, rules: usize) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
     let server = Server::new(Arc::new(Memory { rules }), &config).unwrap_or_else(|e| panic!("{e}"));
-    let (udp, tcp) = dns::bind_udp_tcp("127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let addr = udp.local_addr().unwrap_or_else(|e| panic!("{e}"));
-    let udp = tokio::net::UdpSocket::from_std(udp).unwrap_or_else(|e| panic!("{e}"));
-    let tcp = tokio::net::TcpListener::from_std(tcp).unwrap_or_else(|e| panic!("{e}"));
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    tokio::spawn(server.run(udp, tcp, async move {
-        let _ = rx.await;
-    }));
-    (addr, tx)
+    common::serve(server)
 }
 
 /// A query for the zone apex; signed with `key` at `time` when given; an IXFR
@@ -532,17 +511,7 @@ async fn publish_now_serves_the_new_serial_and_notifies() {
         },
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    let (udp_socket, tcp_listener) =
-        dns::bind_udp_tcp("127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")))
-            .unwrap_or_else(|e| panic!("{e}"));
-    let addr = udp_socket.local_addr().unwrap_or_else(|e| panic!("{e}"));
-    let udp_socket = tokio::net::UdpSocket::from_std(udp_socket).unwrap_or_else(|e| panic!("{e}"));
-    let tcp_listener =
-        tokio::net::TcpListener::from_std(tcp_listener).unwrap_or_else(|e| panic!("{e}"));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(server.clone().run(udp_socket, tcp_listener, async move {
-        let _ = stopped.await;
-    }));
+    let (addr, stop) = common::serve(server.clone());
 
     // The start-up NOTIFY, answered so that it is not retried.
     let first = next_notify(&secondary).await;
