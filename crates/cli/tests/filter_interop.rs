@@ -16,7 +16,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::{free_port, path, workdir, write};
 
@@ -31,18 +31,8 @@ impl Drop for Proc {
 }
 
 /// Polls `f` every 100 ms until it holds; panics after `limit`.
-fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    for _ in 0..1000 {
-        if f() {
-            return;
-        }
-        if start.elapsed() > limit {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("timed out after {limit:?} waiting for {what}");
+fn wait_until(what: &str, limit: Duration, f: impl FnMut() -> bool) {
+    support::wait_until(what, limit, &[], f);
 }
 
 /// The upstream's zone: chains, addresses, and 60 AAAA records (too big for UDP).

@@ -49,18 +49,9 @@ impl Proc {
     }
 }
 
-fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    for _ in 0..1000 {
-        if f() {
-            return;
-        }
-        if start.elapsed() > limit {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("timed out after {limit:?} waiting for {what}");
+/// Polls `f` every 100 ms until it holds; panics after `limit`.
+fn wait_until(what: &str, limit: Duration, f: impl FnMut() -> bool) {
+    support::wait_until(what, limit, &[], f);
 }
 
 /// `dig` from [`CLIENT`]; returns the status (`NOERROR`, `NXDOMAIN`, …, empty on
