@@ -358,34 +358,42 @@ impl Transfer {
     }
 }
 
+/// Fixtures for this crate's unit tests: the feed `phishing` at `apex`, and a rule.
+#[cfg(test)]
+pub(crate) fn test_zone(apex: &str, serial: u32) -> Arc<ZoneWire> {
+    let info = ZoneInfo {
+        feed: "phishing".into(),
+        apex: apex.into(),
+        serial,
+        soa: SoaFields {
+            ttl: 300,
+            mname: "localhost".into(),
+            rname: "root.localhost".into(),
+            refresh: 3600,
+            retry: 600,
+            expire: 864000,
+            minimum: 300,
+            ns: vec!["localhost".into()],
+        },
+    };
+    Arc::new(ZoneWire::new(info).unwrap_or_else(|e| panic!("{e}")))
+}
+
+#[cfg(test)]
+pub(crate) fn test_rule(owner: &str, action: policy::Action) -> ZoneRule {
+    ZoneRule {
+        owner: owner.into(),
+        action,
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::test_rule as rule;
     use super::*;
 
     fn zone() -> Arc<ZoneWire> {
-        let info = ZoneInfo {
-            feed: "phishing".into(),
-            apex: "phishing.rpz.sharedefend".into(),
-            serial: 7,
-            soa: SoaFields {
-                ttl: 300,
-                mname: "localhost".into(),
-                rname: "root.localhost".into(),
-                refresh: 3600,
-                retry: 600,
-                expire: 864000,
-                minimum: 300,
-                ns: vec!["localhost".into()],
-            },
-        };
-        Arc::new(ZoneWire::new(info).unwrap_or_else(|e| panic!("{e}")))
-    }
-
-    fn rule(owner: &str, action: policy::Action) -> ZoneRule {
-        ZoneRule {
-            owner: owner.into(),
-            action,
-        }
+        test_zone("phishing.rpz.sharedefend", 7)
     }
 
     /// Every record of every message, as `owner type data` lines.

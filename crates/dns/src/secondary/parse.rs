@@ -582,35 +582,13 @@ mod tests {
 
     use super::*;
     use crate::secondary::CollectSink;
-    use crate::wire::{Part, Transfer, ZoneWire};
-    use crate::{SoaFields, ZoneInfo, ZoneRule};
+    use crate::wire::{Part, Transfer, ZoneWire, test_rule as rule};
+    use crate::ZoneRule;
 
     const APEX: &str = "phishing.rpz.sharedefend";
 
     fn zone(serial: u32) -> Arc<ZoneWire> {
-        let info = ZoneInfo {
-            feed: "phishing".into(),
-            apex: APEX.into(),
-            serial,
-            soa: SoaFields {
-                ttl: 300,
-                mname: "localhost".into(),
-                rname: "root.localhost".into(),
-                refresh: 3600,
-                retry: 600,
-                expire: 864000,
-                minimum: 300,
-                ns: vec!["localhost".into()],
-            },
-        };
-        Arc::new(ZoneWire::new(info).unwrap_or_else(|e| panic!("{e}")))
-    }
-
-    fn rule(owner: &str, action: policy::Action) -> ZoneRule {
-        ZoneRule {
-            owner: owner.into(),
-            action,
-        }
+        crate::wire::test_zone(APEX, serial)
     }
 
     /// The messages our own primary sends for a transfer.
