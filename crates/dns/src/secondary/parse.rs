@@ -581,9 +581,9 @@ mod tests {
     use domain::rdata::{A, Txt};
 
     use super::*;
+    use crate::ZoneRule;
     use crate::secondary::CollectSink;
     use crate::wire::{Part, Transfer, ZoneWire, test_rule as rule};
-    use crate::ZoneRule;
 
     const APEX: &str = "phishing.rpz.sharedefend";
 
